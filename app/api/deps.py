@@ -1,0 +1,61 @@
+"""Request dependencies: the services, and the calling principal checked for a scope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.api.errors import Forbidden, Unauthorized
+from app.auth import DEFAULT_PROJECT, SCOPES, Principal
+from app.services import Services
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def presented_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = request.headers.get("x-api-key")
+    return key.strip() if key else None
+
+
+async def authorize(request: Request, scope: str) -> Principal:
+    """The caller's principal if its key has `scope`; raises 401/403 otherwise."""
+    services = get_services(request)
+    if not services.settings.auth_enabled:
+        return Principal(services.default_project_id, DEFAULT_PROJECT, frozenset(SCOPES))
+    key = presented_key(request)
+    if key is None:
+        raise Unauthorized(
+            "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = await services.keys.lookup(key)
+    if principal is None:
+        raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    if not principal.allows(scope):
+        raise Forbidden(
+            f"this key lacks the '{scope}' scope (it has: {', '.join(sorted(principal.scopes))})"
+        )
+    return principal
+
+
+async def read_principal(request: Request) -> Principal:
+    return await authorize(request, "read")
+
+
+async def admin_principal(request: Request) -> Principal:
+    return await authorize(request, "admin")
+
+
+ReadPrincipal = Annotated[Principal, Depends(read_principal)]
+AdminPrincipal = Annotated[Principal, Depends(admin_principal)]

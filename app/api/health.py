@@ -1,0 +1,47 @@
+"""Self-health: /healthz (alive), /readyz (database and schema), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from app.api.deps import ServicesDep
+from app.db.migrate import current_revision
+from app.telemetry import metrics_payload
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The database is reachable and the schema is at head")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(services.settings.db_connect_timeout_s):
+            async with services.engine.connect() as connection:
+                revision = await current_revision(connection)
+        checks["database"] = "ok"
+        checks["schema"] = (
+            "ok"
+            if revision == services.head_revision
+            else f"at {revision}, expected {services.head_revision}: run migrations"
+        )
+    except Exception as error:  # any failure to reach the database means not ready
+        checks["database"] = f"unreachable: {type(error).__name__}"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics of the collector itself")
+async def metrics() -> Response:
+    body, content_type = metrics_payload()
+    return Response(body, media_type=content_type)

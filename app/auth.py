@@ -1,0 +1,108 @@
+"""Projects and API keys: creation, hashing at rest, lookup with a short cache, scopes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.tables import api_keys, projects
+
+SCOPES = ("ingest", "read", "admin")
+KEY_PREFIX = "tc_"
+DEFAULT_PROJECT = "default"
+# A revoked key stops working within this many seconds in every process.
+CACHE_TTL_S = 10.0
+_CACHE_MAX = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's project and what it may do."""
+
+    project_id: int
+    project_name: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        # admin implies the others: an operator key can also read and send.
+        return scope in self.scopes or "admin" in self.scopes
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    key: str
+    project_id: int
+    project_name: str
+    scopes: tuple[str, ...]
+
+
+def hash_key(key: str) -> bytes:
+    # Keys carry 256 random bits, so SHA-256 needs no salt or stretching to be safe at rest.
+    return hashlib.sha256(key.encode()).digest()
+
+
+async def ensure_project(engine: AsyncEngine, name: str) -> int:
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(projects).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+        )
+        project_id = await connection.scalar(select(projects.c.id).where(projects.c.name == name))
+    assert project_id is not None
+    return int(project_id)
+
+
+async def create_key(
+    engine: AsyncEngine, project: str, scopes: list[str], name: str = ""
+) -> NewKey:
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValueError(f"unknown scope {unknown}; choose from {', '.join(SCOPES)}")
+    project_id = await ensure_project(engine, project)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    async with engine.begin() as connection:
+        await connection.execute(
+            api_keys.insert().values(
+                project_id=project_id,
+                prefix=key[:10],
+                key_hash=hash_key(key),
+                scopes=sorted(set(scopes)),
+                name=name,
+            )
+        )
+    return NewKey(key, project_id, project, tuple(sorted(set(scopes))))
+
+
+class KeyStore:
+    """Resolves presented keys to principals, caching hits and misses briefly."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._cache: dict[bytes, tuple[float, Principal | None]] = {}
+
+    async def lookup(self, key: str) -> Principal | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(api_keys.c.project_id, api_keys.c.scopes, projects.c.name)
+                    .join(projects, projects.c.id == api_keys.c.project_id)
+                    .where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
+                )
+            ).first()
+        principal = (
+            Principal(int(row.project_id), row.name, frozenset(row.scopes)) if row else None
+        )
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[digest] = (now + CACHE_TTL_S, principal)
+        return principal

@@ -1,0 +1,143 @@
+"""The `telemetry-collector` command: serve, migrate, keys create, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+
+from app.config import get_settings
+from app.telemetry import MULTIPROC_ENV, configure_logging
+
+
+def _database_url() -> str:
+    from app.main import database_url
+
+    url = database_url(get_settings())
+    # Worker processes and later steps must reach the same server, not start their own.
+    os.environ["TELEMETRY_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    return url
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from app.db.migrate import upgrade_to_head
+
+    upgrade_to_head(_database_url())
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.db.migrate import upgrade_to_head
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    upgrade_to_head(_database_url())
+    workers = max(1, args.workers)
+    multiproc_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        # prometheus_client sums every process's samples from files in this directory.
+        multiproc_dir = tempfile.mkdtemp(prefix="telemetry-metrics-")
+        os.environ[MULTIPROC_ENV] = multiproc_dir
+    try:
+        uvicorn.run(
+            "app.main:app_factory",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if multiproc_dir:
+            shutil.rmtree(multiproc_dir, ignore_errors=True)
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from app.auth import create_key
+    from app.db.engine import create_engine
+    from app.db.migrate import upgrade_to_head
+
+    url = _database_url()
+    upgrade_to_head(url)
+
+    async def run() -> str:
+        engine = create_engine(get_settings(), url, pool_size=1)
+        try:
+            new = await create_key(engine, args.project, args.scope, args.name or "")
+        finally:
+            await engine.dispose()
+        return new.key
+
+    try:
+        key = asyncio.run(run())
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(key)
+    print(
+        f"# project {args.project!r}, scopes {','.join(args.scope)}; "
+        "shown once, stored only as a hash",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
+
+    return run_demo(args.url, args.key)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="telemetry-collector", description="Telemetry collector for AI assistants."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the collector (migrates first)")
+    serve.add_argument("--host", default=None, help="listen address (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=None, help="listen port (default 4318)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema to the latest")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--project", required=True, help="project name (created if new)")
+    create.add_argument(
+        "--scope",
+        required=True,
+        action="append",
+        choices=["ingest", "read", "admin"],
+        help="repeatable: ingest, read, admin",
+    )
+    create.add_argument("--name", default="", help="a label for the key")
+    create.set_defaults(handler=cmd_keys_create)
+
+    demo = commands.add_parser("demo", help="send an hour of realistic assistant telemetry")
+    demo.add_argument("--url", default="http://127.0.0.1:4318", help="collector base URL")
+    demo.add_argument("--key", default=os.environ.get("TELEMETRY_API_KEY"), help="ingest key")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

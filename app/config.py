@@ -1,0 +1,141 @@
+"""The collector's one settings class: every knob, read from `TELEMETRY_*` variables or `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.domain.durations import parse_duration_seconds
+
+MIB = 1024 * 1024
+
+DEFAULT_REDACT_KEYS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "private_key",
+    "credential",
+)
+
+
+class Settings(BaseSettings):
+    """Configuration; names match the table in API.md (prefix `TELEMETRY_`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TELEMETRY_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str | None = Field(
+        None, description="PostgreSQL URL; unset starts an embedded PostgreSQL under data_dir."
+    )
+    database_read_url: str | None = Field(
+        None, description="A replica for queries; unset uses database_url."
+    )
+    data_dir: Path = Field(
+        Path("./.data"), description="Embedded PostgreSQL and other local state."
+    )
+    host: str = Field("0.0.0.0", description="Listen address for `serve`.")
+    port: int = Field(4318, description="Listen port (the OTLP/HTTP port).")
+    auth_enabled: bool = Field(True, description="Require API keys on ingest and query.")
+    log_level: str = Field("info", description="Level of the collector's own JSON logs.")
+
+    max_body_bytes: int = Field(16 * MIB, description="Largest request body as sent.")
+    max_decompressed_bytes: int = Field(
+        64 * MIB, description="Largest request body after gzip/deflate decompression."
+    )
+    max_attributes: int = Field(
+        128,
+        description="Attributes kept per span/log/resource; the rest are dropped and counted "
+        "in dropped_attributes_count, as the OpenTelemetry SDKs do.",
+    )
+    max_attribute_value_chars: int = Field(
+        16384, description="Longer string attribute values are truncated to this length."
+    )
+
+    db_pool_size: int = Field(10, description="Connections per process.")
+    db_connect_timeout_s: float = Field(
+        5.0, description="Give up connecting after this long (ingest answers 503)."
+    )
+    writer_max_batch_rows: int = Field(
+        20000, description="Most rows one group commit writes in one transaction."
+    )
+    writer_max_queued_rows: int = Field(
+        100000,
+        description="Rows waiting for the writer per process; past this, ingest answers 503 "
+        "with Retry-After instead of buffering without bound.",
+    )
+    writer_commit_timeout_s: float = Field(
+        30.0, description="A request waits this long for its commit before answering 503."
+    )
+    retry_after_s: int = Field(5, description="Retry-After sent with 429/503 answers.")
+
+    retention_traces: str = Field("7d", description="How long spans are kept.")
+    retention_logs: str = Field("30d", description="How long logs are kept.")
+    retention_metrics: str = Field("15d", description="How long metric points are kept.")
+    retention_errors: str = Field("30d", description="How long error events are kept.")
+    retention_interval: str = Field("1h", description="How often old partitions are dropped.")
+    max_future_skew: str = Field(
+        "1d", description="Data stamped further ahead than this is rejected."
+    )
+
+    alert_eval_interval: str = Field("30s", description="Alert rule evaluation period.")
+    slo_eval_interval: str = Field("30s", description="SLO rollup period.")
+    alert_group_wait: str = Field("30s", description="Notification group wait.")
+    alert_group_interval: str = Field("5m", description="Notification group interval.")
+    alert_repeat_interval: str = Field("4h", description="Notification repeat interval.")
+
+    prices_file: Path | None = Field(
+        None, description="Model price table (YAML or JSON); unset uses the built-in table."
+    )
+    redact_keys: Annotated[list[str], NoDecode] = Field(
+        list(DEFAULT_REDACT_KEYS),
+        description="Attribute keys stored as [REDACTED] (case-insensitive, also as suffixes).",
+    )
+    max_series_per_metric: int = Field(
+        10000, description="Distinct attribute sets per metric name and project."
+    )
+
+    @field_validator(
+        "retention_traces",
+        "retention_logs",
+        "retention_metrics",
+        "retention_errors",
+        "retention_interval",
+        "max_future_skew",
+        "alert_eval_interval",
+        "slo_eval_interval",
+        "alert_group_wait",
+        "alert_group_interval",
+        "alert_repeat_interval",
+    )
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        parse_duration_seconds(value)
+        return value
+
+    @field_validator("redact_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # Operators write `TELEMETRY_REDACT_KEYS=password,token`; JSON lists work too.
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def seconds(self, name: str) -> float:
+        """A duration setting in seconds, e.g. `settings.seconds("retention_traces")`."""
+        return parse_duration_seconds(getattr(self, name))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,37 @@
+"""Database engines: URL handling and the async engine (created in lifespan, never at import)."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.config import Settings
+
+
+def async_url(url: str) -> str:
+    """Any PostgreSQL URL → the SQLAlchemy asyncpg form (`postgresql+asyncpg://…`)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgres"):
+        raise ValueError(f"database URL must be a PostgreSQL URL, got {parsed.drivername!r}")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """Any PostgreSQL URL → a plain DSN asyncpg.connect() accepts."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_engine(settings: Settings, url: str, *, pool_size: int | None = None) -> AsyncEngine:
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=2,
+        pool_pre_ping=True,
+        # A dead connection must fail fast: ingest answers 503 and the client retries.
+        pool_timeout=settings.db_connect_timeout_s,
+        connect_args={
+            "timeout": settings.db_connect_timeout_s,
+            "server_settings": {"application_name": "telemetry-collector"},
+        },
+    )

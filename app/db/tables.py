@@ -1,0 +1,98 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations create them; queries build on them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    # The first characters of the key, shown in listings so a key can be recognised.
+    Column("prefix", Text, nullable=False),
+    # SHA-256 of the whole key: keys are 256-bit random, so a fast hash is safe here.
+    Column("key_hash", LargeBinary, nullable=False, unique=True),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Spans are range-partitioned by day on start_time; app/db/partitions.py creates the days.
+# (project_id, trace_id, span_id, start_time) is unique so a retried export is a no-op;
+# a partition key must be part of any unique index, and a retry carries the same start.
+spans = Table(
+    "spans",
+    metadata,
+    Column("project_id", BigInteger, nullable=False),
+    Column("trace_id", LargeBinary, nullable=False),
+    Column("span_id", LargeBinary, nullable=False),
+    Column("parent_span_id", LargeBinary),
+    Column("service_name", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("start_time", DateTime(timezone=True), nullable=False),
+    Column("end_time", DateTime(timezone=True), nullable=False),
+    Column("duration_ns", BigInteger, nullable=False),
+    Column("status_code", SmallInteger, nullable=False),
+    Column("status_message", Text, nullable=False),
+    Column("gen_ai_provider", Text),
+    Column("gen_ai_model", Text),
+    Column("gen_ai_operation", Text),
+    Column("gen_ai_input_tokens", BigInteger),
+    Column("gen_ai_output_tokens", BigInteger),
+    Column("gen_ai_cache_read_tokens", BigInteger),
+    Column("gen_ai_tool_name", Text),
+    Column("cost_usd", Double),
+    Column("trace_state", Text, nullable=False),
+    Column("flags", BigInteger, nullable=False),
+    Column("attributes", JSONB, nullable=False),
+    Column("resource_attributes", JSONB, nullable=False),
+    Column("scope", JSONB, nullable=False),
+    Column("events", JSONB, nullable=False),
+    Column("links", JSONB, nullable=False),
+    Column("dropped_attributes_count", Integer, nullable=False),
+    Column("dropped_events_count", Integer, nullable=False),
+    Column("dropped_links_count", Integer, nullable=False),
+    Column("is_root", Boolean, nullable=False),
+    Index(
+        "spans_identity",
+        "project_id",
+        "trace_id",
+        "span_id",
+        "start_time",
+        unique=True,
+    ),
+    Index("spans_service_time", "project_id", "service_name", "start_time"),
+    postgresql_partition_by="RANGE (start_time)",
+)
+
+# The order the writer COPYs span rows in; every column above.
+SPAN_COLUMNS: tuple[str, ...] = tuple(column.name for column in spans.columns)

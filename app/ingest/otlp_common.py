@@ -1,0 +1,300 @@
+"""What every OTLP decoder shares: AnyValue and attribute conversion, ids, limits, time window.
+
+Two inputs reach the same plain values: protobuf messages (`*_pb` functions) and the
+OTLP JSON encoding already parsed into dicts and lists (`*_json` functions). The JSON
+side is a direct walk rather than `json_format.ParseDict`, which measured about 20
+times slower and silently base64-decodes hex ids into garbage.
+
+JSON rules (OTLP spec, "JSON Protobuf Encoding"): keys are lowerCamelCase (snake_case is
+accepted too), trace and span ids are hex (any case), 64-bit integers may be strings or
+numbers, enums are integers (their names are accepted too), unknown fields are ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.common.v1 import common_pb2
+
+from app.domain.records import Resource, Scope
+
+TRACE_ID_BYTES = 16
+SPAN_ID_BYTES = 8
+NANOS_PER_SECOND = 1_000_000_000
+
+
+class MalformedPayload(ValueError):
+    """The whole request cannot be decoded (answered with 400)."""
+
+
+class InvalidItem(ValueError):
+    """One span, log record or point is invalid (reported through partial success)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """Bounds applied while decoding; times are Unix nanoseconds."""
+
+    oldest_unix_nano: int
+    newest_unix_nano: int
+    max_attributes: int = 128
+    max_value_chars: int = 16384
+    retention_label: str = "retention"
+
+    def check_time(self, unix_nano: int, field: str) -> None:
+        if unix_nano < self.oldest_unix_nano:
+            raise InvalidItem(
+                f"{field} {format_unix_nano(unix_nano)} is older than the {self.retention_label} "
+                "and would be deleted at once; send current data"
+            )
+        if unix_nano > self.newest_unix_nano:
+            raise InvalidItem(
+                f"{field} {format_unix_nano(unix_nano)} is more than the allowed skew in the "
+                "future; check the sender's clock"
+            )
+
+
+def format_unix_nano(unix_nano: int) -> str:
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromtimestamp(unix_nano / NANOS_PER_SECOND, tz=UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{unix_nano}ns"
+
+
+def clean_text(value: str, limit: int) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL; a stray one must not sink the batch.
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if len(value) > limit:
+        value = value[:limit]
+    return value
+
+
+# ---------------------------------------------------------------- protobuf
+
+
+def any_value_pb(value: common_pb2.AnyValue, limits: DecodeLimits) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return clean_text(value.string_value, limits.max_value_chars)
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return _finite(value.double_value)
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "array_value":
+        return [any_value_pb(item, limits) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {
+            clean_text(kv.key, 1024): any_value_pb(kv.value, limits)
+            for kv in value.kvlist_value.values
+        }
+    if kind == "bytes_value":
+        # jsonb has no bytes; the OTLP JSON encoding's base64 is the natural text form.
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return None
+
+
+def attributes_pb(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any], int]:
+    """Repeated KeyValue → (dict, how many were dropped over the limit)."""
+    result: dict[str, Any] = {}
+    dropped = 0
+    for kv in key_values:
+        if len(result) >= limits.max_attributes and kv.key not in result:
+            dropped += 1
+            continue
+        result[clean_text(kv.key, 1024)] = any_value_pb(kv.value, limits)
+    return result, dropped
+
+
+def resource_pb(message: Any, schema_url: str, limits: DecodeLimits) -> Resource:
+    attributes, dropped = attributes_pb(message.attributes, limits)
+    return Resource(attributes, message.dropped_attributes_count + dropped, schema_url)
+
+
+def scope_pb(message: Any, schema_url: str, limits: DecodeLimits) -> Scope:
+    attributes, _ = attributes_pb(message.attributes, limits)
+    return Scope(message.name, message.version, attributes, schema_url)
+
+
+def id_pb(raw: bytes, field: str, size: int, *, required: bool) -> bytes | None:
+    if not raw:
+        if required:
+            raise InvalidItem(f"{field} is missing")
+        return None
+    if len(raw) != size:
+        raise InvalidItem(f"{field} has {len(raw)} bytes; it must have {size}")
+    if raw == bytes(size):
+        if required:
+            raise InvalidItem(f"{field} is all zeros, which the OTLP spec forbids")
+        return None
+    return raw
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def field_json(obj: dict[str, Any], camel: str, snake: str, default: Any = None) -> Any:
+    value = obj.get(camel)
+    if value is None:
+        value = obj.get(snake, default)
+    return value
+
+
+def as_dict(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedPayload(f"{where} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def as_list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedPayload(f"{where} must be a JSON array, got {type(value).__name__}")
+    return value
+
+
+def int_json(value: Any, field: str, *, default: int = 0) -> int:
+    """int64/uint64/fixed64 as a JSON number or a decimal string."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise InvalidItem(f"{field} must be an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise InvalidItem(f"{field} must be an integer or a decimal string, got {value!r:.40}")
+
+
+def float_json(value: Any, field: str) -> float:
+    if isinstance(value, bool):
+        raise InvalidItem(f"{field} must be a number, got a boolean")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        # proto3 JSON spells special doubles as strings.
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise InvalidItem(f"{field} must be a number, got {value!r:.40}")
+
+
+def enum_json(value: Any, field: str, names: dict[str, int]) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value in names:
+            return names[value]
+        if value.isdigit():
+            return int(value)
+    raise InvalidItem(f"{field} {value!r:.40} is not a known value")
+
+
+def id_json(value: Any, field: str, size: int, *, required: bool) -> bytes | None:
+    """Hex id (any case) → bytes. Base64 ids are refused by name, not misread."""
+    if value is None or value == "":
+        if required:
+            raise InvalidItem(f"{field} is missing")
+        return None
+    if not isinstance(value, str):
+        raise InvalidItem(f"{field} must be a hex string")
+    if len(value) != size * 2:
+        raise InvalidItem(
+            f"{field} {value!r:.80} must be {size * 2} hex characters (OTLP JSON encodes ids "
+            "as hex, not base64)"
+        )
+    try:
+        raw = binascii.unhexlify(value)
+    except (binascii.Error, ValueError):
+        raise InvalidItem(
+            f"{field} {value!r:.80} is not hex (OTLP JSON encodes ids as hex, not base64)"
+        ) from None
+    if raw == bytes(size):
+        if required:
+            raise InvalidItem(f"{field} is all zeros, which the OTLP spec forbids")
+        return None
+    return raw
+
+
+def any_value_json(value: Any, limits: DecodeLimits) -> Any:
+    if not isinstance(value, dict):
+        # Be lenient with senders that put plain JSON values where an AnyValue belongs.
+        return value if isinstance(value, (str, int, float, bool)) or value is None else None
+    for key, raw in value.items():
+        if key in ("stringValue", "string_value"):
+            return clean_text(str(raw), limits.max_value_chars)
+        if key in ("intValue", "int_value"):
+            return int_json(raw, "intValue")
+        if key in ("doubleValue", "double_value"):
+            return _finite(float_json(raw, "doubleValue"))
+        if key in ("boolValue", "bool_value"):
+            return bool(raw)
+        if key in ("arrayValue", "array_value"):
+            items = as_list(as_dict(raw, "arrayValue").get("values"), "arrayValue.values")
+            return [any_value_json(item, limits) for item in items]
+        if key in ("kvlistValue", "kvlist_value"):
+            pairs = as_list(as_dict(raw, "kvlistValue").get("values"), "kvlistValue.values")
+            return attributes_json(pairs, limits)[0]
+        if key in ("bytesValue", "bytes_value"):
+            return str(raw)
+    return None
+
+
+def attributes_json(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any], int]:
+    result: dict[str, Any] = {}
+    dropped = 0
+    for kv in as_list(key_values, "attributes"):
+        if not isinstance(kv, dict):
+            raise InvalidItem("each attribute must be an object with key and value")
+        key = kv.get("key")
+        if not isinstance(key, str):
+            raise InvalidItem("attribute key must be a string")
+        if len(result) >= limits.max_attributes and key not in result:
+            dropped += 1
+            continue
+        result[clean_text(key, 1024)] = any_value_json(kv.get("value"), limits)
+    return result, dropped
+
+
+def resource_json(obj: Any, schema_url: str, limits: DecodeLimits) -> Resource:
+    resource = as_dict(obj, "resource")
+    attributes, dropped = attributes_json(resource.get("attributes"), limits)
+    declared = int_json(
+        field_json(resource, "droppedAttributesCount", "dropped_attributes_count"),
+        "droppedAttributesCount",
+    )
+    return Resource(attributes, declared + dropped, schema_url or "")
+
+
+def scope_json(obj: Any, schema_url: str, limits: DecodeLimits) -> Scope:
+    scope = as_dict(obj, "scope")
+    attributes, _ = attributes_json(scope.get("attributes"), limits)
+    return Scope(
+        str(scope.get("name") or ""), str(scope.get("version") or ""), attributes, schema_url or ""
+    )
+
+
+def _finite(number: float) -> float | str:
+    # jsonb cannot store NaN or infinities; keep them readable as proto3 JSON spells them.
+    if math.isfinite(number):
+        return number
+    return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")

@@ -1,0 +1,264 @@
+"""OTLP traces: an `ExportTraceServiceRequest` (protobuf bytes or parsed JSON) → span records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from app.domain.records import DecodedBatch, Resource, Scope, SpanRecord
+from app.ingest.otlp_common import (
+    SPAN_ID_BYTES,
+    TRACE_ID_BYTES,
+    DecodeLimits,
+    InvalidItem,
+    MalformedPayload,
+    as_dict,
+    as_list,
+    attributes_json,
+    attributes_pb,
+    clean_text,
+    enum_json,
+    field_json,
+    id_json,
+    id_pb,
+    int_json,
+    resource_json,
+    resource_pb,
+    scope_json,
+    scope_pb,
+)
+
+SPAN_KINDS = {
+    "SPAN_KIND_UNSPECIFIED": 0,
+    "SPAN_KIND_INTERNAL": 1,
+    "SPAN_KIND_SERVER": 2,
+    "SPAN_KIND_CLIENT": 3,
+    "SPAN_KIND_PRODUCER": 4,
+    "SPAN_KIND_CONSUMER": 5,
+}
+STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+NAME_LIMIT = 1024
+
+
+def decode_traces_protobuf(body: bytes, limits: DecodeLimits) -> DecodedBatch:
+    try:
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+    except DecodeError as error:
+        raise MalformedPayload(f"body is not a valid ExportTraceServiceRequest: {error}") from None
+    batch = DecodedBatch(items=[])
+    for resource_spans in request.resource_spans:
+        resource = resource_pb(resource_spans.resource, resource_spans.schema_url, limits)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_pb(scope_spans.scope, scope_spans.schema_url, limits)
+            for span in scope_spans.spans:
+                try:
+                    batch.items.append(_span_pb(span, resource, scope, limits))
+                except InvalidItem as problem:
+                    batch.reject(_describe(span.name, span.span_id.hex(), problem))
+    return batch
+
+
+def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) -> SpanRecord:
+    trace_id = id_pb(span.trace_id, "traceId", TRACE_ID_BYTES, required=True)
+    span_id = id_pb(span.span_id, "spanId", SPAN_ID_BYTES, required=True)
+    parent = id_pb(span.parent_span_id, "parentSpanId", SPAN_ID_BYTES, required=False)
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    _check_times(start, end, limits)
+    attributes, dropped = attributes_pb(span.attributes, limits)
+    events = []
+    for event in span.events:
+        event_attributes, event_dropped = attributes_pb(event.attributes, limits)
+        events.append(
+            {
+                "time_unix_nano": event.time_unix_nano,
+                "name": clean_text(event.name, NAME_LIMIT),
+                "attributes": event_attributes,
+                "dropped_attributes_count": event.dropped_attributes_count + event_dropped,
+            }
+        )
+    links = []
+    for link in span.links:
+        link_attributes, link_dropped = attributes_pb(link.attributes, limits)
+        links.append(
+            {
+                "trace_id": link.trace_id.hex(),
+                "span_id": link.span_id.hex(),
+                "trace_state": link.trace_state,
+                "attributes": link_attributes,
+                "dropped_attributes_count": link.dropped_attributes_count + link_dropped,
+                "flags": link.flags,
+            }
+        )
+    return SpanRecord(
+        trace_id=trace_id,  # type: ignore[arg-type]  # required ids are never None
+        span_id=span_id,  # type: ignore[arg-type]
+        parent_span_id=parent,
+        name=clean_text(span.name, NAME_LIMIT),
+        kind=span.kind,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        attributes=attributes,
+        resource=resource,
+        scope=scope,
+        status_code=span.status.code,
+        status_message=clean_text(span.status.message, limits.max_value_chars),
+        trace_state=span.trace_state,
+        flags=span.flags,
+        events=events,
+        links=links,
+        dropped_attributes_count=span.dropped_attributes_count + dropped,
+        dropped_events_count=span.dropped_events_count,
+        dropped_links_count=span.dropped_links_count,
+    )
+
+
+def decode_traces_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
+    """`document` is the request body already parsed from JSON."""
+    root = as_dict(document, "request body")
+    batch = DecodedBatch(items=[])
+    for resource_spans in as_list(
+        field_json(root, "resourceSpans", "resource_spans"), "resourceSpans"
+    ):
+        resource_spans = as_dict(resource_spans, "resourceSpans[]")
+        scopes = as_list(field_json(resource_spans, "scopeSpans", "scope_spans"), "scopeSpans")
+        try:
+            resource = resource_json(
+                resource_spans.get("resource"),
+                field_json(resource_spans, "schemaUrl", "schema_url", ""),
+                limits,
+            )
+        except InvalidItem as problem:
+            for scope_spans in scopes:
+                for _ in as_list(as_dict(scope_spans, "scopeSpans[]").get("spans"), "spans"):
+                    batch.reject(f"resource: {problem}")
+            continue
+        for scope_spans in scopes:
+            scope_spans = as_dict(scope_spans, "scopeSpans[]")
+            spans = as_list(scope_spans.get("spans"), "spans")
+            try:
+                scope = scope_json(
+                    scope_spans.get("scope"),
+                    field_json(scope_spans, "schemaUrl", "schema_url", ""),
+                    limits,
+                )
+            except InvalidItem as problem:
+                for _ in spans:
+                    batch.reject(f"scope: {problem}")
+                continue
+            for span in spans:
+                try:
+                    batch.items.append(_span_json(span, resource, scope, limits))
+                except (InvalidItem, MalformedPayload) as problem:
+                    name = span.get("name") if isinstance(span, dict) else None
+                    span_id = field_json(span, "spanId", "span_id") if isinstance(span, dict) else None
+                    batch.reject(_describe(name, span_id, problem))
+    return batch
+
+
+def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) -> SpanRecord:
+    if not isinstance(span, dict):
+        raise InvalidItem("a span must be a JSON object")
+    trace_id = id_json(field_json(span, "traceId", "trace_id"), "traceId", TRACE_ID_BYTES, required=True)
+    span_id = id_json(field_json(span, "spanId", "span_id"), "spanId", SPAN_ID_BYTES, required=True)
+    parent = id_json(
+        field_json(span, "parentSpanId", "parent_span_id"), "parentSpanId", SPAN_ID_BYTES,
+        required=False,
+    )
+    start = int_json(field_json(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
+    end = int_json(field_json(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
+    _check_times(start, end, limits)
+    attributes, dropped = attributes_json(span.get("attributes"), limits)
+    events = []
+    for event in as_list(span.get("events"), "events"):
+        event = _object(event, "event")
+        event_attributes, event_dropped = attributes_json(event.get("attributes"), limits)
+        events.append(
+            {
+                "time_unix_nano": int_json(
+                    field_json(event, "timeUnixNano", "time_unix_nano"), "event timeUnixNano"
+                ),
+                "name": clean_text(str(event.get("name") or ""), NAME_LIMIT),
+                "attributes": event_attributes,
+                "dropped_attributes_count": event_dropped + int_json(
+                    field_json(event, "droppedAttributesCount", "dropped_attributes_count"),
+                    "droppedAttributesCount",
+                ),
+            }
+        )
+    links = []
+    for link in as_list(span.get("links"), "links"):
+        link = _object(link, "link")
+        link_attributes, link_dropped = attributes_json(link.get("attributes"), limits)
+        link_trace = id_json(
+            field_json(link, "traceId", "trace_id"), "link traceId", TRACE_ID_BYTES, required=True
+        )
+        link_span = id_json(
+            field_json(link, "spanId", "span_id"), "link spanId", SPAN_ID_BYTES, required=True
+        )
+        links.append(
+            {
+                "trace_id": link_trace.hex(),  # type: ignore[union-attr]
+                "span_id": link_span.hex(),  # type: ignore[union-attr]
+                "trace_state": str(field_json(link, "traceState", "trace_state", "")),
+                "attributes": link_attributes,
+                "dropped_attributes_count": link_dropped + int_json(
+                    field_json(link, "droppedAttributesCount", "dropped_attributes_count"),
+                    "droppedAttributesCount",
+                ),
+                "flags": int_json(link.get("flags"), "link flags"),
+            }
+        )
+    status = _object(span.get("status"), "status")
+    return SpanRecord(
+        trace_id=trace_id,  # type: ignore[arg-type]
+        span_id=span_id,  # type: ignore[arg-type]
+        parent_span_id=parent,
+        name=clean_text(str(span.get("name") or ""), NAME_LIMIT),
+        kind=enum_json(span.get("kind"), "kind", SPAN_KINDS),
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        attributes=attributes,
+        resource=resource,
+        scope=scope,
+        status_code=enum_json(status.get("code"), "status.code", STATUS_CODES),
+        status_message=clean_text(str(status.get("message") or ""), limits.max_value_chars),
+        trace_state=str(field_json(span, "traceState", "trace_state", "")),
+        flags=int_json(span.get("flags"), "flags"),
+        events=events,
+        links=links,
+        dropped_attributes_count=dropped + int_json(
+            field_json(span, "droppedAttributesCount", "dropped_attributes_count"),
+            "droppedAttributesCount",
+        ),
+        dropped_events_count=int_json(
+            field_json(span, "droppedEventsCount", "dropped_events_count"), "droppedEventsCount"
+        ),
+        dropped_links_count=int_json(
+            field_json(span, "droppedLinksCount", "dropped_links_count"), "droppedLinksCount"
+        ),
+    )
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidItem(f"{what} must be a JSON object")
+    return value
+
+
+def _check_times(start: int, end: int, limits: DecodeLimits) -> None:
+    if start <= 0:
+        raise InvalidItem("startTimeUnixNano is missing")
+    if end < start:
+        raise InvalidItem("endTimeUnixNano is before startTimeUnixNano")
+    limits.check_time(start, "startTimeUnixNano")
+
+
+def _describe(name: Any, span_id: Any, problem: Exception) -> str:
+    label = f"span {name!r:.60}" if name else "span"
+    if isinstance(span_id, str) and span_id:
+        label += f" ({span_id:.32})"
+    return f"{label}: {problem}"

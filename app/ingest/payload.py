@@ -1,0 +1,110 @@
+"""Request bodies: media types, bounded decompression and OTLP JSON parsing (no I/O)."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import orjson
+
+from app.ingest.otlp_common import MalformedPayload
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_PROTOBUF_ALIASES = {PROTOBUF, "application/protobuf", "application/vnd.google.protobuf"}
+_CHUNK = 256 * 1024
+
+
+class UnsupportedMediaType(ValueError):
+    """Content-Type or Content-Encoding the collector does not read (415)."""
+
+
+class PayloadTooLarge(ValueError):
+    """Body over a configured size limit (413)."""
+
+
+def media_type(content_type: str | None) -> str:
+    """`application/json; charset=utf-8` → `application/json`; protobuf aliases folded."""
+    if not content_type:
+        raise UnsupportedMediaType(
+            "Content-Type is missing; send application/x-protobuf or application/json"
+        )
+    base = content_type.split(";", 1)[0].strip().lower()
+    if base in _PROTOBUF_ALIASES:
+        return PROTOBUF
+    if base == JSON:
+        return JSON
+    raise UnsupportedMediaType(
+        f"Content-Type {base!r} is not supported; send application/x-protobuf or application/json"
+    )
+
+
+def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    """Undo gzip/deflate, stopping as soon as the output passes `max_bytes`.
+
+    A gzip bomb is cut off while it inflates, never materialised in memory.
+    """
+    encodings = [
+        part.strip().lower() for part in (content_encoding or "").split(",") if part.strip()
+    ]
+    # Encodings are listed in the order they were applied; undo them last first.
+    for encoding in reversed(encodings):
+        if encoding == "identity":
+            continue
+        if encoding in ("gzip", "x-gzip"):
+            body = _inflate(body, zlib.MAX_WBITS | 16, max_bytes, "gzip")
+        elif encoding == "deflate":
+            # RFC 9110 "deflate" is zlib-wrapped, but many clients send raw deflate.
+            try:
+                body = _inflate(body, zlib.MAX_WBITS, max_bytes, "deflate")
+            except MalformedPayload:
+                body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
+        else:
+            raise UnsupportedMediaType(
+                f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or identity"
+            )
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"body is larger than the {max_bytes}-byte limit")
+    return body
+
+
+def _inflate(data: bytes, wbits: int, max_bytes: int, name: str) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    parts: list[bytes] = []
+    size = 0
+    try:
+        remaining = data
+        while True:
+            chunk = inflater.decompress(remaining, _CHUNK)
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(
+                    f"body decompresses to more than the {max_bytes}-byte limit"
+                )
+            parts.append(chunk)
+            remaining = inflater.unconsumed_tail
+            if not remaining:
+                if inflater.eof:
+                    break
+                tail = inflater.flush(_CHUNK)
+                size += len(tail)
+                if size > max_bytes:
+                    raise PayloadTooLarge(
+                        f"body decompresses to more than the {max_bytes}-byte limit"
+                    )
+                parts.append(tail)
+                if not inflater.eof:
+                    raise MalformedPayload(f"{name} body is truncated")
+                break
+    except zlib.error as error:
+        raise MalformedPayload(f"body is not valid {name} data: {error}") from None
+    return b"".join(parts)
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        return {}
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise MalformedPayload(f"body is not valid JSON: {error}") from None

@@ -1,0 +1,268 @@
+"""Group-commit writer: one transaction and one COPY per table per flush, acked after COMMIT.
+
+Requests hand the writer ready rows and wait. Flusher tasks take everything queued
+(up to a batch limit), write it in one transaction, and only after COMMIT answer every
+waiting request, so a 2xx always means durable data and the per-request cost of a
+commit is shared by all requests that arrived while the previous flush was running.
+
+The queue is bounded in rows: when full, `submit` fails at once with `WriterSaturated`
+(the API answers 503 with Retry-After) instead of holding memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.partitions import PartitionManager
+from app.telemetry import (
+    DATABASE_ERRORS,
+    WRITER_BATCH_REQUESTS,
+    WRITER_BATCH_ROWS,
+    WRITER_FLUSH_DURATION,
+    WRITER_QUEUE_ROWS,
+)
+
+log = logging.getLogger(__name__)
+
+# After a failed connection, new requests are refused for this long without trying the
+# database again, so an outage answers 503 at once instead of stacking connect timeouts.
+UNAVAILABLE_HOLD_S = 1.0
+
+
+class WriterError(Exception):
+    """Base of the writer's failures; each maps to one HTTP answer."""
+
+
+class WriterSaturated(WriterError):
+    """The queue is full: the client should retry later (503 + Retry-After)."""
+
+
+class DatabaseUnavailable(WriterError):
+    """PostgreSQL cannot be reached or refused the connection (503 + Retry-After)."""
+
+
+class WriteRejected(WriterError):
+    """PostgreSQL refused this request's rows themselves (a data error, not an outage)."""
+
+
+@dataclass(slots=True)
+class TableRows:
+    """Rows for one partitioned table, in `columns` order, and the days they fall on."""
+
+    table: str
+    columns: Sequence[str]
+    rows: list[tuple[Any, ...]]
+    days: set[date] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class WriteRequest:
+    parts: list[TableRows]
+    future: asyncio.Future[None]
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(part.rows) for part in self.parts)
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        partitions: PartitionManager,
+        *,
+        max_batch_rows: int = 20000,
+        max_queued_rows: int = 100000,
+        flushers: int = 2,
+    ) -> None:
+        self._engine = engine
+        self._partitions = partitions
+        self._max_batch_rows = max_batch_rows
+        self._max_queued_rows = max_queued_rows
+        self._flusher_count = flushers
+        self._queue: asyncio.Queue[WriteRequest] = asyncio.Queue()
+        self._queued_rows = 0
+        self._unavailable_until = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._staging_ready: set[int] = set()
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"writer-{index}")
+            for index in range(self._flusher_count)
+        ]
+
+    async def stop(self) -> None:
+        """Finish what is queued (bounded by the caller's shutdown timeout), then stop."""
+        while not self._queue.empty():
+            await asyncio.sleep(0.01)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    async def write(self, parts: list[TableRows]) -> None:
+        """Queue rows and return once they are committed; raises a `WriterError`."""
+        parts = [part for part in parts if part.rows]
+        if not parts:
+            return
+        request = WriteRequest(parts, asyncio.get_running_loop().create_future())
+        count = request.row_count
+        if time.monotonic() < self._unavailable_until:
+            raise DatabaseUnavailable("the database is unreachable")
+        if self._queued_rows + count > self._max_queued_rows and self._queued_rows > 0:
+            raise WriterSaturated(
+                f"the writer has {self._queued_rows} rows waiting; retry shortly"
+            )
+        self._queued_rows += count
+        WRITER_QUEUE_ROWS.inc(count)
+        self._queue.put_nowait(request)
+        await request.future
+
+    async def _run(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            rows = group[0].row_count
+            while rows < self._max_batch_rows and not self._queue.empty():
+                request = self._queue.get_nowait()
+                group.append(request)
+                rows += request.row_count
+            try:
+                await self._flush_group(group, rows)
+            except Exception as error:  # never let one flush kill the loop
+                log.exception("writer flush failed unexpectedly")
+                _fail(group, WriteRejected(f"write failed: {error}"))
+            finally:
+                self._queued_rows -= rows
+                WRITER_QUEUE_ROWS.dec(rows)
+
+    async def _flush_group(self, group: list[WriteRequest], rows: int) -> None:
+        started = time.perf_counter()
+        try:
+            await self._write(group, merge=False)
+        except asyncpg.UniqueViolationError:
+            # A client retried an export we had committed: merge, skipping what exists.
+            DATABASE_ERRORS.labels("conflict").inc()
+            try:
+                await self._write(group, merge=True)
+            except Exception as error:
+                await self._fail_or_isolate(group, error)
+                return
+        except Exception as error:
+            await self._fail_or_isolate(group, error)
+            return
+        WRITER_FLUSH_DURATION.observe(time.perf_counter() - started)
+        WRITER_BATCH_ROWS.observe(rows)
+        WRITER_BATCH_REQUESTS.observe(len(group))
+        for request in group:
+            if not request.future.done():
+                request.future.set_result(None)
+
+    async def _fail_or_isolate(self, group: list[WriteRequest], error: BaseException) -> None:
+        if is_unavailable(error):
+            DATABASE_ERRORS.labels("unavailable").inc()
+            self._unavailable_until = time.monotonic() + UNAVAILABLE_HOLD_S
+            log.warning("database unavailable", extra={"error": repr(error)})
+            _fail(group, DatabaseUnavailable("the database is unreachable"))
+            return
+        DATABASE_ERRORS.labels("data").inc()
+        if len(group) == 1:
+            log.warning("rows refused by the database", extra={"error": repr(error)})
+            _fail(group, WriteRejected(f"the database refused the data: {error}"))
+            return
+        # One bad request must not sink the others that shared its transaction.
+        for request in group:
+            await self._flush_group([request], request.row_count)
+
+    async def _write(self, group: list[WriteRequest], *, merge: bool) -> None:
+        by_table: dict[str, TableRows] = {}
+        for request in group:
+            for part in request.parts:
+                merged = by_table.get(part.table)
+                if merged is None:
+                    by_table[part.table] = TableRows(
+                        part.table, part.columns, list(part.rows), set(part.days)
+                    )
+                else:
+                    merged.rows.extend(part.rows)
+                    merged.days.update(part.days)
+        for merged in by_table.values():
+            await self._partitions.ensure(merged.table, merged.days)
+        async with self._engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            async with raw.transaction():
+                for merged in by_table.values():
+                    if merge:
+                        await self._merge(raw, merged)
+                    else:
+                        await raw.copy_records_to_table(
+                            merged.table, records=merged.rows, columns=list(merged.columns)
+                        )
+
+    async def _merge(self, raw: asyncpg.Connection, part: TableRows) -> None:
+        stage = f"stage_{part.table}"
+        # Temporary tables live per connection; create once per pooled connection.
+        await raw.execute(
+            f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{part.table}") '
+            "ON COMMIT DELETE ROWS"
+        )
+        await raw.copy_records_to_table(stage, records=part.rows, columns=list(part.columns))
+        columns = ", ".join(f'"{name}"' for name in part.columns)
+        await raw.execute(
+            f'INSERT INTO "{part.table}" ({columns}) SELECT {columns} FROM "{stage}" '  # noqa: S608
+            "ON CONFLICT DO NOTHING"
+        )
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+
+def _fail(group: list[WriteRequest], error: WriterError) -> None:
+    for request in group:
+        if not request.future.done():
+            request.future.set_exception(error)
+
+
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+
+
+def is_unavailable(error: BaseException | None) -> bool:
+    """True for outages (connection refused or lost, server shutting down, pool timeout)."""
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(
+            error,
+            (
+                OSError,
+                ConnectionError,
+                TimeoutError,
+                asyncio.TimeoutError,
+                asyncpg.exceptions.ConnectionDoesNotExistError,
+                asyncpg.exceptions.InterfaceError,
+                sa_exc.TimeoutError,
+            ),
+        ):
+            return True
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+            return True
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+        seen += 1
+    return False

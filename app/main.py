@@ -1,0 +1,145 @@
+"""`create_app()`: routers, middleware and the lifespan that owns the pool and the writer."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api import health, otlp_traces, traces
+from app.api.errors import install_error_handlers
+from app.auth import DEFAULT_PROJECT, KeyStore, ensure_project
+from app.config import Settings, get_settings
+from app.db.embedded import start_embedded
+from app.db.engine import create_engine
+from app.db.migrate import head_revision
+from app.db.partitions import PartitionManager
+from app.ingest.writer import GroupCommitWriter
+from app.services import Services
+from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
+
+log = logging.getLogger("app")
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or start_embedded(settings.data_dir)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    url = database_url(settings)
+    engine = create_engine(settings, url)
+    read_engine = (
+        create_engine(settings, settings.database_read_url)
+        if settings.database_read_url
+        else engine
+    )
+    partitions = PartitionManager(engine)
+    writer = GroupCommitWriter(
+        engine,
+        partitions,
+        max_batch_rows=settings.writer_max_batch_rows,
+        max_queued_rows=settings.writer_max_queued_rows,
+    )
+    default_project_id = 0
+    try:
+        default_project_id = await ensure_project(engine, DEFAULT_PROJECT)
+        await partitions.ensure_ahead("spans")
+    except Exception as error:
+        # Start anyway: /readyz reports the database, and ingest answers 503 until it is back.
+        log.warning("database not ready at startup", extra={"error": repr(error)})
+    await writer.start()
+    app.state.services = Services(
+        settings=settings,
+        engine=engine,
+        read_engine=read_engine,
+        partitions=partitions,
+        writer=writer,
+        keys=KeyStore(engine),
+        default_project_id=default_project_id,
+        head_revision=head_revision(),
+    )
+    log.info("collector started", extra={"auth_enabled": settings.auth_enabled})
+    try:
+        yield
+    finally:
+        await writer.stop()
+        await engine.dispose()
+        if read_engine is not engine:
+            await read_engine.dispose()
+
+
+class RequestContext:
+    """Request id (honours X-Request-ID), duration histogram and one JSON log line per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming[:128] if incoming else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            REQUEST_DURATION.labels(scope["method"], path, f"{status // 100}xx").observe(elapsed)
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Telemetry collector for AI assistants",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="OTLP and native ingest of spans, logs, metrics and errors; queries, "
+        "dashboards, alerts and SLOs. See README.md.",
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (otlp_traces.router, traces.router, health.router):
+        app.include_router(router)
+    app.add_middleware(RequestContext)
+    return app
+
+
+def app_factory() -> Any:
+    """Entry point for `uvicorn --factory app.main:app_factory` (used by `serve`)."""
+    return create_app()

@@ -1,0 +1,127 @@
+"""Reading traces: one trace by id with all its spans.
+
+Contract: spans are ordered by start time (then span id); a trace id unknown in the
+caller's project is `None` (the API answers 404), whatever other projects hold.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.tables import spans
+from app.domain.records import SPAN_KIND_NAMES, STATUS_ERROR, STATUS_NAMES
+
+_SPAN_FIELDS = (
+    spans.c.span_id,
+    spans.c.parent_span_id,
+    spans.c.name,
+    spans.c.service_name,
+    spans.c.kind,
+    spans.c.start_time,
+    spans.c.end_time,
+    spans.c.duration_ns,
+    spans.c.status_code,
+    spans.c.status_message,
+    spans.c.attributes,
+    spans.c.resource_attributes,
+    spans.c.scope,
+    spans.c.events,
+    spans.c.links,
+    spans.c.trace_state,
+    spans.c.gen_ai_provider,
+    spans.c.gen_ai_model,
+    spans.c.gen_ai_operation,
+    spans.c.gen_ai_input_tokens,
+    spans.c.gen_ai_output_tokens,
+    spans.c.gen_ai_cache_read_tokens,
+    spans.c.gen_ai_tool_name,
+    spans.c.cost_usd,
+    spans.c.dropped_attributes_count,
+    spans.c.dropped_events_count,
+    spans.c.dropped_links_count,
+)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _iso_nano(unix_nano: int) -> str:
+    from datetime import UTC
+
+    return iso(datetime.fromtimestamp(unix_nano // 1000 / 1_000_000, tz=UTC))
+
+
+async def get_trace(engine: AsyncEngine, project_id: int, trace_id: bytes) -> dict[str, Any] | None:
+    query = (
+        select(*_SPAN_FIELDS)
+        .where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)
+        .order_by(spans.c.start_time, spans.c.span_id)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    if not rows:
+        return None
+    span_list = [_span(row) for row in rows]
+    span_ids = {row.span_id for row in rows}
+    # The root is the span without a parent; with a partial trace, the earliest orphan.
+    roots = [row for row in rows if row.parent_span_id is None]
+    orphans = [row for row in rows if row.parent_span_id not in span_ids]
+    root = (roots or orphans or rows)[0]
+    start = min(row.start_time for row in rows)
+    end = max(row.end_time for row in rows)
+    return {
+        "trace_id": trace_id.hex(),
+        "root_service": root.service_name,
+        "root_name": root.name,
+        "start_time": iso(start),
+        "end_time": iso(end),
+        "duration_ms": (end - start).total_seconds() * 1000,
+        "span_count": len(rows),
+        "error_count": sum(1 for row in rows if row.status_code == STATUS_ERROR),
+        "services": sorted({row.service_name for row in rows}),
+        "spans": span_list,
+    }
+
+
+def _span(row: Any) -> dict[str, Any]:
+    genai = None
+    if row.gen_ai_model or row.gen_ai_provider or row.gen_ai_tool_name:
+        genai = {
+            "provider": row.gen_ai_provider,
+            "model": row.gen_ai_model,
+            "operation": row.gen_ai_operation,
+            "input_tokens": row.gen_ai_input_tokens,
+            "output_tokens": row.gen_ai_output_tokens,
+            "cache_read_input_tokens": row.gen_ai_cache_read_tokens,
+            "tool_name": row.gen_ai_tool_name,
+            "cost_usd": row.cost_usd,
+        }
+    return {
+        "span_id": row.span_id.hex(),
+        "parent_span_id": row.parent_span_id.hex() if row.parent_span_id else None,
+        "name": row.name,
+        "service": row.service_name,
+        "kind": SPAN_KIND_NAMES[row.kind] if 0 < row.kind < len(SPAN_KIND_NAMES) else "internal",
+        "start_time": iso(row.start_time),
+        "end_time": iso(row.end_time),
+        "duration_ms": row.duration_ns / 1_000_000,
+        "status": STATUS_NAMES[row.status_code] if row.status_code < 3 else "unset",
+        "status_message": row.status_message,
+        "attributes": row.attributes,
+        "resource": row.resource_attributes,
+        "scope": row.scope,
+        "events": [
+            {**event, "time": _iso_nano(event["time_unix_nano"])} for event in row.events
+        ],
+        "links": row.links,
+        "trace_state": row.trace_state,
+        "gen_ai": genai,
+        "dropped_attributes_count": row.dropped_attributes_count,
+        "dropped_events_count": row.dropped_events_count,
+        "dropped_links_count": row.dropped_links_count,
+    }

@@ -1,0 +1,24 @@
+"""The per-process objects that requests use, made in lifespan and kept on `app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.auth import KeyStore
+from app.config import Settings
+from app.db.partitions import PartitionManager
+from app.ingest.writer import GroupCommitWriter
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    read_engine: AsyncEngine
+    partitions: PartitionManager
+    writer: GroupCommitWriter
+    keys: KeyStore
+    default_project_id: int
+    head_revision: str

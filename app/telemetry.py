@@ -1,0 +1,118 @@
+"""The collector's own health: Prometheus metrics (multiprocess-aware) and JSON logging."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+# With `serve --workers N` every process writes its samples under this directory and
+# /metrics sums them (prometheus_client's multiprocess mode), so the figures add up.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+INGEST_REQUESTS = Counter(
+    "telemetry_ingest_requests_total",
+    "Ingest requests by signal, protocol and outcome.",
+    ["signal", "protocol", "outcome"],
+)
+INGEST_ITEMS = Counter(
+    "telemetry_ingest_items_total",
+    "Spans, log records, metric points and error events received, by outcome "
+    "(accepted, rejected, failed).",
+    ["signal", "outcome"],
+)
+REQUEST_DURATION = Histogram(
+    "telemetry_http_request_duration_seconds",
+    "HTTP request duration by route and status class.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WRITER_QUEUE_ROWS = Gauge(
+    "telemetry_writer_queue_rows",
+    "Rows waiting for the group-commit writer.",
+    multiprocess_mode="livesum",
+)
+WRITER_BATCH_ROWS = Histogram(
+    "telemetry_writer_batch_rows",
+    "Rows written per group commit.",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000),
+)
+WRITER_BATCH_REQUESTS = Histogram(
+    "telemetry_writer_batch_requests",
+    "Requests answered per group commit.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+WRITER_FLUSH_DURATION = Histogram(
+    "telemetry_writer_flush_duration_seconds",
+    "Time from BEGIN to COMMIT of one group commit.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DATABASE_ERRORS = Counter(
+    "telemetry_database_errors_total",
+    "Database errors by kind (unavailable, conflict, data, other).",
+    ["kind"],
+)
+
+
+def metrics_payload() -> tuple[bytes, str]:
+    """The text exposition of this process, or of all processes in multiprocess mode."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the request id when there is one."""
+
+    _standard = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        for key, value in record.__dict__.items():
+            if key not in self._standard and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # The access log is replaced by our own request log line (with the request id).
+    logging.getLogger("uvicorn.access").disabled = True

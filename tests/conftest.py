@@ -1,0 +1,108 @@
+"""Fixtures: a fresh database per run on a real PostgreSQL, and real collector processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from support import Collector
+
+from app.auth import create_key
+from app.config import Settings
+from app.db.engine import asyncpg_dsn, create_engine
+from app.db.migrate import upgrade_to_head
+
+
+def _server_url(tmp_root: Path) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    from app.db.embedded import start_embedded
+
+    return start_embedded(Path(os.environ.get("TEST_DATA_DIR", tmp_root)), database="postgres")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A new, migrated database on the test server, dropped after the run."""
+    server = _server_url(tmp_path_factory.mktemp("pg"))
+    name = f"telemetry_test_{uuid.uuid4().hex[:10]}"
+    admin_dsn = asyncpg_dsn(make_url(server).set(database="postgres").render_as_string(False))
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    upgrade_to_head(url)
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(Settings(database_url=database_url), database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain asyncpg connection for checking what was stored."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("collector-logs")
+
+
+@pytest.fixture(scope="session")
+def collector(database_url: str, logs_dir: Path) -> Iterator[Collector]:
+    """The shared collector: auth on, default settings."""
+    running = Collector(database_url).start(logs_dir)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def start_collector(database_url: str, logs_dir: Path) -> Iterator[Callable[..., Collector]]:
+    """Start extra collectors with their own settings; all stopped after the test."""
+    started: list[Collector] = []
+
+    def start(env: dict[str, str] | None = None, workers: int = 1, **kwargs: str) -> Collector:
+        running = Collector(
+            kwargs.pop("database_url", database_url), env=env or {}, workers=workers
+        ).start(logs_dir)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def project_name() -> str:
+    return f"project-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_key(engine: AsyncEngine) -> Callable[..., object]:
+    async def make(project: str, *scopes: str) -> str:
+        return (await create_key(engine, project, list(scopes or ("ingest", "read")))).key
+
+    return make

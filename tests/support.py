@@ -1,0 +1,142 @@
+"""Test helpers: a collector subprocess, free ports, and the spec examples shifted to now."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT.parent / "shared" / "otlp" / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Collector:
+    """A real `telemetry-collector serve` process on a local port."""
+
+    database_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, log_dir: Path, timeout_s: float = 60.0) -> Collector:
+        env = {
+            **os.environ,
+            "TELEMETRY_DATABASE_URL": self.database_url,
+            "TELEMETRY_LOG_LEVEL": "warning",
+            **self.env,
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.log_path = log_dir / f"collector-{self.port}.log"
+        log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"collector exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"collector did not start: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown hooks, no flushing."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def load_example(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / name).read_text())
+
+
+_TIME_KEYS = ("startTimeUnixNano", "endTimeUnixNano", "timeUnixNano", "observedTimeUnixNano")
+
+
+def shift_to_now(document: Any, now_ns: int | None = None) -> Any:
+    """Move every *UnixNano timestamp so the earliest is `now_ns`, keeping the gaps."""
+    document = copy.deepcopy(document)
+    found: list[int] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _TIME_KEYS and value not in (None, "", "0", 0):
+                    found.append(int(value))
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(document)
+    if not found:
+        return document
+    offset = (now_ns or time.time_ns()) - min(found)
+
+    def shift(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _TIME_KEYS and value not in (None, "", "0", 0):
+                    node[key] = str(int(value) + offset)
+                else:
+                    shift(value)
+        elif isinstance(node, list):
+            for item in node:
+                shift(item)
+
+    shift(document)
+    return document
