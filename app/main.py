@@ -19,7 +19,8 @@ from app.config import Settings, get_settings
 from app.db.embedded import start_embedded
 from app.db.engine import create_engine
 from app.db.migrate import head_revision
-from app.db.partitions import PartitionManager
+from app.db.partitions import PARTITIONED_TABLES, PartitionManager
+from app.ingest.enrich import Enricher
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
 from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
@@ -51,7 +52,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     default_project_id = 0
     try:
         default_project_id = await ensure_project(engine, DEFAULT_PROJECT)
-        await partitions.ensure_ahead("spans")
+        for table in PARTITIONED_TABLES:
+            await partitions.ensure_ahead(table)
     except Exception as error:
         # Start anyway: /readyz reports the database, and ingest answers 503 until it is back.
         log.warning("database not ready at startup", extra={"error": repr(error)})
@@ -63,6 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         partitions=partitions,
         writer=writer,
         keys=KeyStore(engine),
+        enricher=Enricher.from_settings(settings),
         default_project_id=default_project_id,
         head_revision=head_revision(),
     )

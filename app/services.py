@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.auth import KeyStore
 from app.config import Settings
 from app.db.partitions import PartitionManager
+from app.ingest.enrich import Enricher
 from app.ingest.writer import GroupCommitWriter
 
 
@@ -20,5 +21,6 @@ class Services:
     partitions: PartitionManager
     writer: GroupCommitWriter
     keys: KeyStore
+    enricher: Enricher
     default_project_id: int
     head_revision: str

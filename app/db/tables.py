@@ -96,3 +96,116 @@ spans = Table(
 
 # The order the writer COPYs span rows in; every column above.
 SPAN_COLUMNS: tuple[str, ...] = tuple(column.name for column in spans.columns)
+
+# Logs: partitioned by day on `time`. `search_text` is the body as text plus message-like
+# attributes; a GIN index over to_tsvector('simple', search_text) serves full-text search.
+logs = Table(
+    "logs",
+    metadata,
+    Column("project_id", BigInteger, nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("observed_time", DateTime(timezone=True)),
+    Column("service_name", Text, nullable=False),
+    Column("severity_number", SmallInteger, nullable=False),
+    Column("severity_text", Text, nullable=False),
+    Column("body", JSONB),
+    Column("search_text", Text, nullable=False),
+    Column("attributes", JSONB, nullable=False),
+    Column("resource_attributes", JSONB, nullable=False),
+    Column("scope", JSONB, nullable=False),
+    Column("trace_id", LargeBinary),
+    Column("span_id", LargeBinary),
+    Column("flags", BigInteger, nullable=False),
+    Column("event_name", Text, nullable=False),
+    Column("dropped_attributes_count", Integer, nullable=False),
+    postgresql_partition_by="RANGE (time)",
+)
+
+# One row per distinct time series: project + name + type + unit + temporality + the
+# resource, scope and point attribute sets, identified by a stable 64-bit hash.
+metric_series = Table(
+    "metric_series",
+    metadata,
+    Column("project_id", BigInteger, nullable=False, primary_key=True),
+    Column("series_id", BigInteger, nullable=False, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("unit", Text, nullable=False),
+    Column("temporality", SmallInteger, nullable=False),
+    Column("is_monotonic", Boolean, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("service_name", Text, nullable=False),
+    Column("attributes", JSONB, nullable=False),
+    Column("resource_attributes", JSONB, nullable=False),
+    Column("scope", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Points of every kind, partitioned by day on `time`; unused columns stay NULL.
+metric_points = Table(
+    "metric_points",
+    metadata,
+    Column("project_id", BigInteger, nullable=False),
+    Column("series_id", BigInteger, nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("start_time", DateTime(timezone=True)),
+    Column("value", Double),
+    Column("count", BigInteger),
+    Column("sum", Double),
+    Column("min", Double),
+    Column("max", Double),
+    Column("explicit_bounds", ARRAY(Double)),
+    Column("bucket_counts", ARRAY(BigInteger)),
+    Column("scale", Integer),
+    Column("zero_count", BigInteger),
+    Column("zero_threshold", Double),
+    Column("positive_offset", Integer),
+    Column("positive_bucket_counts", ARRAY(BigInteger)),
+    Column("negative_offset", Integer),
+    Column("negative_bucket_counts", ARRAY(BigInteger)),
+    Column("quantiles", JSONB),
+    Column("exemplars", JSONB),
+    Column("flags", BigInteger, nullable=False),
+    postgresql_partition_by="RANGE (time)",
+)
+
+error_groups = Table(
+    "error_groups",
+    metadata,
+    Column("project_id", BigInteger, nullable=False, primary_key=True),
+    Column("fingerprint", Text, nullable=False, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("service_name", Text, nullable=False),
+    Column("culprit", Text, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("regressed", Boolean, nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+)
+
+# Each occurrence, partitioned by day on `time`. `event_id` makes re-sent span events
+# idempotent (derived from trace, span and event position); others get a random id.
+error_events = Table(
+    "error_events",
+    metadata,
+    Column("project_id", BigInteger, nullable=False),
+    Column("event_id", LargeBinary, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("service_name", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("stacktrace", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("trace_id", LargeBinary),
+    Column("span_id", LargeBinary),
+    Column("attributes", JSONB, nullable=False),
+    postgresql_partition_by="RANGE (time)",
+)
+
+LOG_COLUMNS: tuple[str, ...] = tuple(column.name for column in logs.columns)
+METRIC_POINT_COLUMNS: tuple[str, ...] = tuple(column.name for column in metric_points.columns)
+ERROR_EVENT_COLUMNS: tuple[str, ...] = tuple(column.name for column in error_events.columns)

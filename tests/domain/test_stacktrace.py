@@ -149,6 +149,19 @@ def test_python_chained_direct_cause_uses_last_block() -> None:
     assert [(f.function, f.lineno) for f in frames] == [("start", 9), ("connect", 5)]
 
 
+def test_python_chain_separator_alone_splits_blocks() -> None:
+    # Some loggers drop the "Traceback" header lines; the separator still ends the cause's block.
+    text = (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/app/cache.py", line 8, in lookup\n'
+        "KeyError: 'k'\n\n"
+        "During handling of the above exception, another exception occurred:\n\n"
+        '  File "/srv/app/views.py", line 20, in profile\n'
+        "LookupError: missing\n"
+    )
+    assert [f.function for f in parse_stacktrace(text)] == ["profile"]
+
+
 def test_python_frames_without_header_are_parsed() -> None:
     text = '  File "/srv/app/x.py", line 3, in foo\n    foo()\n'
     assert parse_stacktrace(text) == [Frame("foo", None, "/srv/app/x.py", 3, None, True)]
