@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import health, otlp_traces, traces
+from app.api import health, otlp_logs, otlp_traces, traces
 from app.api.errors import install_error_handlers
 from app.auth import DEFAULT_PROJECT, KeyStore, ensure_project
 from app.config import Settings, get_settings
@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (otlp_traces.router, traces.router, health.router):
+    for router in (otlp_traces.router, otlp_logs.router, traces.router, health.router):
         app.include_router(router)
     app.add_middleware(RequestContext)
     return app

@@ -67,7 +67,11 @@ class GenAIUsage:
 
 def extract_genai(attributes: dict[str, Any]) -> GenAIUsage | None:
     """The GenAI usage a span's attributes describe, or None when no `gen_ai.*` key is present."""
-    if not any(type(key) is str and key.startswith(GENAI_PREFIX) for key in attributes):
+    # A plain loop: this runs for every span, and most spans are not model calls.
+    for key in attributes:
+        if type(key) is str and key.startswith(GENAI_PREFIX):
+            break
+    else:
         return None
     request_model = _text(attributes.get(REQUEST_MODEL_KEY))
     response_model = _text(attributes.get(RESPONSE_MODEL_KEY))

@@ -106,11 +106,24 @@ def attributes_pb(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any]
     """Repeated KeyValue → (dict, how many were dropped over the limit)."""
     result: dict[str, Any] = {}
     dropped = 0
+    max_attributes = limits.max_attributes
+    max_chars = limits.max_value_chars
+    # The hot loop of protobuf ingest: string values are inlined, the rest delegated.
     for kv in key_values:
-        if len(result) >= limits.max_attributes and kv.key not in result:
+        key = kv.key
+        if len(result) >= max_attributes and key not in result:
             dropped += 1
             continue
-        result[clean_text(kv.key, 1024)] = any_value_pb(kv.value, limits)
+        if "\x00" in key or len(key) > 1024:
+            key = clean_text(key, 1024)
+        value = kv.value
+        if value.WhichOneof("value") == "string_value":
+            text = value.string_value
+            if "\x00" in text or len(text) > max_chars:
+                text = clean_text(text, max_chars)
+            result[key] = text
+        else:
+            result[key] = any_value_pb(value, limits)
     return result, dropped
 
 

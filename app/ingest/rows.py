@@ -14,6 +14,7 @@ from app.domain.records import SpanRecord
 from app.ingest.writer import TableRows
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NANOS_PER_DAY = 86_400 * 1_000_000_000
 
 
 def timestamp(unix_nano: int) -> datetime:
@@ -28,6 +29,7 @@ def dumps(value: Any) -> str:
 def span_rows(project_id: int, spans: Iterable[SpanRecord]) -> TableRows:
     rows = []
     days = set()
+    day_numbers: set[int] = set()
     # Spans of one resource block share their Resource and Scope; serialise each once.
     resource_json: dict[int, str] = {}
     scope_json: dict[int, str] = {}
@@ -40,8 +42,10 @@ def span_rows(project_id: int, spans: Iterable[SpanRecord]) -> TableRows:
         if scope_text is None:
             scope_text = scope_json[id(span.scope)] = dumps(span.scope.as_json())
         genai = span.genai
-        day = day_of_unix_nano(span.start_time_unix_nano)
-        days.add(day)
+        day_number = span.start_time_unix_nano // NANOS_PER_DAY
+        if day_number not in day_numbers:
+            day_numbers.add(day_number)
+            days.add(day_of_unix_nano(span.start_time_unix_nano))
         rows.append(
             (
                 project_id,

@@ -1,0 +1,79 @@
+"""Log records → COPY rows for the `logs` table, in `LOG_COLUMNS` order (jsonb as JSON text)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from app.db.partitions import day_of_unix_nano
+from app.db.tables import LOG_COLUMNS
+from app.domain.logs import LogRecord, search_text
+from app.ingest.rows import dumps, timestamp
+from app.ingest.writer import TableRows
+
+# The tuple below is positional; fail at import, not with shuffled columns, if the table
+# definition changes without this module.
+_EXPECTED_COLUMNS = (
+    "project_id",
+    "time",
+    "observed_time",
+    "service_name",
+    "severity_number",
+    "severity_text",
+    "body",
+    "search_text",
+    "attributes",
+    "resource_attributes",
+    "scope",
+    "trace_id",
+    "span_id",
+    "flags",
+    "event_name",
+    "dropped_attributes_count",
+)
+if LOG_COLUMNS != _EXPECTED_COLUMNS:
+    raise RuntimeError(f"logs columns changed to {LOG_COLUMNS}; update app/ingest/log_rows.py")
+
+
+def log_rows(project_id: int, logs: Iterable[LogRecord]) -> TableRows:
+    rows = []
+    days = set()
+    # Records of one resource/scope block share those objects; serialise each once.
+    resource_json: dict[int, tuple[str, str]] = {}
+    scope_json: dict[int, str] = {}
+    for record in logs:
+        resource = record.resource
+        resource_entry = resource_json.get(id(resource))
+        if resource_entry is None:
+            resource_entry = resource_json[id(resource)] = (
+                dumps(resource.attributes),
+                resource.service_name,
+            )
+        scope_text = scope_json.get(id(record.scope))
+        if scope_text is None:
+            scope_text = scope_json[id(record.scope)] = dumps(record.scope.as_json())
+        body = record.body
+        days.add(day_of_unix_nano(record.time_unix_nano))
+        rows.append(
+            (
+                project_id,
+                timestamp(record.time_unix_nano),
+                timestamp(record.observed_time_unix_nano)
+                if record.observed_time_unix_nano
+                else None,
+                resource_entry[1],
+                record.severity_number,
+                record.severity_text,
+                # An absent body is SQL NULL; a JSON null inside a body stays JSON.
+                None if body is None else dumps(body),
+                search_text(body, record.attributes, record.event_name),
+                dumps(record.attributes),
+                resource_entry[0],
+                scope_text,
+                record.trace_id,
+                record.span_id,
+                record.flags,
+                record.event_name,
+                record.dropped_attributes_count,
+            )
+        )
+    return TableRows("logs", LOG_COLUMNS, rows, days)

@@ -1,0 +1,123 @@
+"""Benchmark plumbing: a scratch database, a collector process, concurrent posting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from support import Collector  # noqa: E402
+
+from app.db.engine import asyncpg_dsn  # noqa: E402
+from app.db.migrate import upgrade_to_head  # noqa: E402
+
+
+def server_url(explicit: str | None) -> str:
+    """--database-url, BENCH_/TEST_DATABASE_URL, the local server if it answers, else embedded."""
+    url = explicit or os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    probe = subprocess.run(
+        ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False, capture_output=True
+    )
+    if probe.returncode == 0:
+        return "postgresql://postgres@127.0.0.1:5432/postgres"
+    from app.db.embedded import start_embedded
+
+    return start_embedded(ROOT / ".data" / "bench", database="postgres")
+
+
+class ScratchDatabase:
+    """A new migrated database, dropped on exit."""
+
+    def __init__(self, server: str) -> None:
+        self.name = f"telemetry_bench_{uuid.uuid4().hex[:8]}"
+        self.admin = asyncpg_dsn(make_url(server).set(database="postgres").render_as_string(False))
+        self.url = make_url(server).set(database=self.name).render_as_string(False)
+
+    async def __aenter__(self) -> ScratchDatabase:
+        connection = await asyncpg.connect(self.admin)
+        await connection.execute(f'CREATE DATABASE "{self.name}"')
+        await connection.close()
+        await asyncio.to_thread(upgrade_to_head, self.url)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        connection = await asyncpg.connect(self.admin)
+        await connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        await connection.close()
+
+    async def connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(asyncpg_dsn(self.url))
+
+
+def start_collector(database_url: str, workers: int, log_dir: Path) -> Collector:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return Collector(
+        database_url, env={"TELEMETRY_AUTH_ENABLED": "false"}, workers=workers
+    ).start(log_dir)
+
+
+async def post_all(
+    url: str, bodies: Sequence[bytes], clients: int, content_type: str
+) -> tuple[float, int]:
+    """POST every body from `clients` concurrent connections; (seconds, non-200 answers)."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    failures = 0
+
+    async def client() -> None:
+        nonlocal failures
+        async with httpx.AsyncClient(timeout=120) as session:
+            while not queue.empty():
+                body = queue.get_nowait()
+                response = await session.post(
+                    url, content=body, headers={"Content-Type": content_type}
+                )
+                if response.status_code != 200:
+                    failures += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return time.perf_counter() - started, failures
+
+
+async def raw_copy(
+    database: ScratchDatabase, table: str, columns: Sequence[str], chunks: Sequence[list[tuple]],
+    clients: int,
+) -> float:
+    """COPY the same rows into a scratch copy of `table` from `clients` connections."""
+    scratch = f"scratch_{table}"
+    setup = await database.connect()
+    await setup.execute(f'CREATE TABLE "{scratch}" (LIKE "{table}" INCLUDING INDEXES)')
+    await setup.close()
+    connections = [await database.connect() for _ in range(clients)]
+    queue: asyncio.Queue[list[tuple]] = asyncio.Queue()
+    for chunk in chunks:
+        queue.put_nowait(chunk)
+
+    async def worker(connection: asyncpg.Connection) -> None:
+        while not queue.empty():
+            rows = queue.get_nowait()
+            await connection.copy_records_to_table(scratch, records=rows, columns=list(columns))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(connection) for connection in connections))
+    elapsed = time.perf_counter() - started
+    for connection in connections:
+        await connection.close()
+    return elapsed
