@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import health, otlp_logs, otlp_traces, traces
+from app.api import errors_api, health, native, otlp_logs, otlp_metrics, otlp_traces, traces
 from app.api.errors import install_error_handlers
 from app.auth import DEFAULT_PROJECT, KeyStore, ensure_project
 from app.config import Settings, get_settings
@@ -21,6 +21,8 @@ from app.db.engine import create_engine
 from app.db.migrate import head_revision
 from app.db.partitions import PARTITIONED_TABLES, PartitionManager
 from app.ingest.enrich import Enricher
+from app.ingest.error_groups import ERROR_EVENTS_HOOK
+from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
 from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
@@ -48,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         partitions,
         max_batch_rows=settings.writer_max_batch_rows,
         max_queued_rows=settings.writer_max_queued_rows,
+        hooks={"error_events": ERROR_EVENTS_HOOK},
     )
     default_project_id = 0
     try:
@@ -66,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer=writer,
         keys=KeyStore(engine),
         enricher=Enricher.from_settings(settings),
+        series=SeriesRegistry(engine, settings.max_series_per_metric),
         default_project_id=default_project_id,
         head_revision=head_revision(),
     )
@@ -137,7 +141,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (otlp_traces.router, otlp_logs.router, traces.router, health.router):
+    routers = [
+        otlp_traces.router,
+        otlp_logs.router,
+        otlp_metrics.router,
+        traces.router,
+        health.router,
+        errors_api.router,
+        native.router,
+    ]
+    for router in routers:
         app.include_router(router)
     app.add_middleware(RequestContext)
     return app

@@ -10,6 +10,7 @@ from app.auth import KeyStore
 from app.config import Settings
 from app.db.partitions import PartitionManager
 from app.ingest.enrich import Enricher
+from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 
 
@@ -22,5 +23,6 @@ class Services:
     writer: GroupCommitWriter
     keys: KeyStore
     enricher: Enricher
+    series: SeriesRegistry
     default_project_id: int
     head_revision: str

@@ -199,6 +199,7 @@ error_events = Table(
     Column("type", Text, nullable=False),
     Column("message", Text, nullable=False),
     Column("stacktrace", Text, nullable=False),
+    Column("culprit", Text, nullable=False),
     Column("source", Text, nullable=False),
     Column("trace_id", LargeBinary),
     Column("span_id", LargeBinary),

@@ -113,9 +113,7 @@ def stream_identity_tail(stream: MetricStream) -> bytes:
 
 def series_id(tail: bytes, attributes_json: bytes) -> int:
     """Signed 64-bit id (a PostgreSQL bigint) from blake2b over the canonical identity."""
-    digest = hashlib.blake2b(
-        b'{"attributes":' + attributes_json + tail, digest_size=8
-    ).digest()
+    digest = hashlib.blake2b(b'{"attributes":' + attributes_json + tail, digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

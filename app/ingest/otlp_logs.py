@@ -1,4 +1,8 @@
-"""OTLP logs: an `ExportLogsServiceRequest` (protobuf bytes or parsed JSON) → log records."""
+"""OTLP logs: an `ExportLogsServiceRequest` (protobuf bytes or parsed JSON) → log records.
+
+Log records carry no id of their own, so rejection messages name a record by its position
+in the request ("log record 3"), counted from 0 across all resource and scope blocks.
+"""
 
 from __future__ import annotations
 
@@ -71,9 +75,7 @@ def decode_logs_protobuf(body: bytes, limits: DecodeLimits) -> DecodedBatch:
 def _record_pb(
     record: Any, resource: Resource, scope: Scope, limits: DecodeLimits, body_limits: DecodeLimits
 ) -> LogRecord:
-    time_unix_nano = _effective_time(
-        record.time_unix_nano, record.observed_time_unix_nano, limits
-    )
+    time_unix_nano = _effective_time(record.time_unix_nano, record.observed_time_unix_nano, limits)
     severity = _severity(record.severity_number)
     trace_id = id_pb(record.trace_id, "traceId", TRACE_ID_BYTES, required=False)
     span_id = id_pb(record.span_id, "spanId", SPAN_ID_BYTES, required=False)
@@ -102,9 +104,7 @@ def decode_logs_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
     body_limits = _body_limits(limits)
     batch = DecodedBatch(items=[])
     index = 0
-    for resource_logs in as_list(
-        field_json(root, "resourceLogs", "resource_logs"), "resourceLogs"
-    ):
+    for resource_logs in as_list(field_json(root, "resourceLogs", "resource_logs"), "resourceLogs"):
         resource_logs = as_dict(resource_logs, "resourceLogs[]")
         scopes = as_list(field_json(resource_logs, "scopeLogs", "scope_logs"), "scopeLogs")
         try:
@@ -118,9 +118,7 @@ def decode_logs_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
             resource, problem_where = None, f"resource: {problem}"
         for scope_logs in scopes:
             scope_logs = as_dict(scope_logs, "scopeLogs[]")
-            records = as_list(
-                field_json(scope_logs, "logRecords", "log_records"), "logRecords"
-            )
+            records = as_list(field_json(scope_logs, "logRecords", "log_records"), "logRecords")
             scope: Scope | None = None
             if resource is not None:
                 try:

@@ -152,7 +152,9 @@ def decode_traces_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
                     batch.items.append(_span_json(span, resource, scope, limits))
                 except (InvalidItem, MalformedPayload) as problem:
                     name = span.get("name") if isinstance(span, dict) else None
-                    span_id = field_json(span, "spanId", "span_id") if isinstance(span, dict) else None
+                    span_id = (
+                        field_json(span, "spanId", "span_id") if isinstance(span, dict) else None
+                    )
                     batch.reject(_describe(name, span_id, problem))
     return batch
 
@@ -160,13 +162,19 @@ def decode_traces_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
 def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) -> SpanRecord:
     if not isinstance(span, dict):
         raise InvalidItem("a span must be a JSON object")
-    trace_id = id_json(field_json(span, "traceId", "trace_id"), "traceId", TRACE_ID_BYTES, required=True)
+    trace_id = id_json(
+        field_json(span, "traceId", "trace_id"), "traceId", TRACE_ID_BYTES, required=True
+    )
     span_id = id_json(field_json(span, "spanId", "span_id"), "spanId", SPAN_ID_BYTES, required=True)
     parent = id_json(
-        field_json(span, "parentSpanId", "parent_span_id"), "parentSpanId", SPAN_ID_BYTES,
+        field_json(span, "parentSpanId", "parent_span_id"),
+        "parentSpanId",
+        SPAN_ID_BYTES,
         required=False,
     )
-    start = int_json(field_json(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
+    start = int_json(
+        field_json(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano"
+    )
     end = int_json(field_json(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
     _check_times(start, end, limits)
     attributes, dropped = attributes_json(span.get("attributes"), limits)
@@ -181,7 +189,8 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
                 ),
                 "name": clean_text(str(event.get("name") or ""), NAME_LIMIT),
                 "attributes": event_attributes,
-                "dropped_attributes_count": event_dropped + int_json(
+                "dropped_attributes_count": event_dropped
+                + int_json(
                     field_json(event, "droppedAttributesCount", "dropped_attributes_count"),
                     "droppedAttributesCount",
                 ),
@@ -203,7 +212,8 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
                 "span_id": link_span.hex(),  # type: ignore[union-attr]
                 "trace_state": str(field_json(link, "traceState", "trace_state", "")),
                 "attributes": link_attributes,
-                "dropped_attributes_count": link_dropped + int_json(
+                "dropped_attributes_count": link_dropped
+                + int_json(
                     field_json(link, "droppedAttributesCount", "dropped_attributes_count"),
                     "droppedAttributesCount",
                 ),
@@ -228,7 +238,8 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
         flags=int_json(span.get("flags"), "flags"),
         events=events,
         links=links,
-        dropped_attributes_count=dropped + int_json(
+        dropped_attributes_count=dropped
+        + int_json(
             field_json(span, "droppedAttributesCount", "dropped_attributes_count"),
             "droppedAttributesCount",
         ),

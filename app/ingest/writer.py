@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -66,6 +66,17 @@ class TableRows:
     days: set[date] = field(default_factory=set)
 
 
+# Work that must happen in the same transaction as a table's COPY, given the rows that
+# were actually inserted (on a merge, rows already stored are not passed again).
+AfterInsert = Callable[[asyncpg.Connection, list[tuple[Any, ...]]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class InsertHook:
+    key_columns: Sequence[str]
+    after_insert: AfterInsert
+
+
 @dataclass(slots=True)
 class WriteRequest:
     parts: list[TableRows]
@@ -85,6 +96,7 @@ class GroupCommitWriter:
         max_batch_rows: int = 20000,
         max_queued_rows: int = 100000,
         flushers: int = 2,
+        hooks: dict[str, InsertHook] | None = None,
     ) -> None:
         self._engine = engine
         self._partitions = partitions
@@ -95,7 +107,7 @@ class GroupCommitWriter:
         self._queued_rows = 0
         self._unavailable_until = 0.0
         self._tasks: list[asyncio.Task[None]] = []
-        self._staging_ready: set[int] = set()
+        self._hooks = hooks or {}
 
     async def start(self) -> None:
         self._tasks = [
@@ -105,8 +117,7 @@ class GroupCommitWriter:
 
     async def stop(self) -> None:
         """Finish what is queued (bounded by the caller's shutdown timeout), then stop."""
-        while not self._queue.empty():
-            await asyncio.sleep(0.01)
+        await self._queue.join()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -125,9 +136,7 @@ class GroupCommitWriter:
         if time.monotonic() < self._unavailable_until:
             raise DatabaseUnavailable("the database is unreachable")
         if self._queued_rows + count > self._max_queued_rows and self._queued_rows > 0:
-            raise WriterSaturated(
-                f"the writer has {self._queued_rows} rows waiting; retry shortly"
-            )
+            raise WriterSaturated(f"the writer has {self._queued_rows} rows waiting; retry shortly")
         self._queued_rows += count
         WRITER_QUEUE_ROWS.inc(count)
         self._queue.put_nowait(request)
@@ -149,6 +158,8 @@ class GroupCommitWriter:
             finally:
                 self._queued_rows -= rows
                 WRITER_QUEUE_ROWS.dec(rows)
+                for _ in group:
+                    self._queue.task_done()
 
     async def _flush_group(self, group: list[WriteRequest], rows: int) -> None:
         started = time.perf_counter()
@@ -206,26 +217,39 @@ class GroupCommitWriter:
             raw = (await connection.get_raw_connection()).driver_connection
             async with raw.transaction():
                 for merged in by_table.values():
+                    hook = self._hooks.get(merged.table)
                     if merge:
-                        await self._merge(raw, merged)
+                        inserted = await self._merge(raw, merged, hook)
                     else:
                         await raw.copy_records_to_table(
                             merged.table, records=merged.rows, columns=list(merged.columns)
                         )
+                        inserted = merged.rows
+                    if hook is not None and inserted:
+                        await hook.after_insert(raw, inserted)
 
-    async def _merge(self, raw: asyncpg.Connection, part: TableRows) -> None:
+    async def _merge(
+        self, raw: asyncpg.Connection, part: TableRows, hook: InsertHook | None
+    ) -> list[tuple[Any, ...]]:
+        """COPY into a staging table, insert what is new; return the rows inserted."""
         stage = f"stage_{part.table}"
         # Temporary tables live per connection; create once per pooled connection.
         await raw.execute(
-            f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{part.table}") '
-            "ON COMMIT DELETE ROWS"
+            f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{part.table}") ON COMMIT DELETE ROWS'
         )
         await raw.copy_records_to_table(stage, records=part.rows, columns=list(part.columns))
         columns = ", ".join(f'"{name}"' for name in part.columns)
-        await raw.execute(
+        insert = (
             f'INSERT INTO "{part.table}" ({columns}) SELECT {columns} FROM "{stage}" '  # noqa: S608
             "ON CONFLICT DO NOTHING"
         )
+        if hook is None:
+            await raw.execute(insert)
+            return part.rows
+        returning = ", ".join(f'"{name}"' for name in hook.key_columns)
+        keys = {tuple(record) for record in await raw.fetch(f"{insert} RETURNING {returning}")}
+        positions = [list(part.columns).index(name) for name in hook.key_columns]
+        return [row for row in part.rows if tuple(row[i] for i in positions) in keys]
 
     async def ping(self) -> None:
         async with self._engine.connect() as connection:

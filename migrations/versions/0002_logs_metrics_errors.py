@@ -132,6 +132,7 @@ def upgrade() -> None:
         sa.Column("type", sa.Text, nullable=False),
         sa.Column("message", sa.Text, nullable=False),
         sa.Column("stacktrace", sa.Text, nullable=False),
+        sa.Column("culprit", sa.Text, nullable=False),
         sa.Column("source", sa.Text, nullable=False),
         sa.Column("trace_id", sa.LargeBinary),
         sa.Column("span_id", sa.LargeBinary),

@@ -1,0 +1,171 @@
+"""Native JSON ingest: POST /api/v1/ingest/spans|errors (logs and metrics alongside).
+
+Answers `{"accepted": n, "rejected": [{"index": i, "reason": "..."}]}` for a well-formed
+body, whatever the share of bad items; a body that is not the expected JSON is a 400.
+Outages answer 503 and saturation 429, both with Retry-After; nothing is acknowledged
+before it is committed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from app.api.body import read_limited
+from app.api.deps import authorize, get_services
+from app.api.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, TooManyRequests
+from app.api.errors import UnsupportedMediaType as UnsupportedMediaTypeError
+from app.api.otlp import decode_limits
+from app.ingest import payload
+from app.ingest.native import (
+    NativeBatch,
+    NativeError,
+    NativeSpan,
+    decode_native_errors,
+    decode_native_spans,
+)
+from app.ingest.otlp_common import MalformedPayload
+from app.ingest.store import store_errors, store_spans
+from app.ingest.writer import DatabaseUnavailable, WriteRejected, WriterSaturated
+from app.services import Services
+from app.telemetry import INGEST_ITEMS, INGEST_REQUESTS
+
+router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
+
+
+async def read_document(request: Request, services: Services) -> Any:
+    settings = services.settings
+    try:
+        if payload.media_type(request.headers.get("content-type")) != payload.JSON:
+            raise UnsupportedMediaTypeError("the native API takes application/json")
+        body = await read_limited(request, settings.max_body_bytes)
+        body = payload.decompress(
+            body, request.headers.get("content-encoding"), settings.max_decompressed_bytes
+        )
+        return payload.parse_json(body)
+    except payload.UnsupportedMediaType as error:
+        raise UnsupportedMediaTypeError(str(error)) from None
+    except payload.PayloadTooLarge as error:
+        raise PayloadTooLarge(str(error)) from None
+    except MalformedPayload as error:
+        raise BadRequest(str(error)) from None
+
+
+async def ingest(
+    request: Request,
+    signal: str,
+    decode: Callable[[Any, Services], NativeBatch],
+    store: Callable[[Services, int, list[Any]], Awaitable[None]],
+) -> tuple[NativeBatch, dict[str, Any]]:
+    services = get_services(request)
+    principal = await authorize(request, "ingest")
+    document = await read_document(request, services)
+    try:
+        batch = decode(document, services)
+    except MalformedPayload as error:
+        INGEST_REQUESTS.labels(signal, "native", "rejected").inc()
+        raise BadRequest(str(error)) from None
+    retry = {"Retry-After": str(services.settings.retry_after_s)}
+    try:
+        await store(services, principal.project_id, batch.items)
+    except WriterSaturated as error:
+        INGEST_REQUESTS.labels(signal, "native", "unavailable").inc()
+        raise TooManyRequests(f"collector is saturated: {error}", headers=retry) from None
+    except DatabaseUnavailable:
+        INGEST_REQUESTS.labels(signal, "native", "unavailable").inc()
+        raise ServiceUnavailable(
+            "the database is unavailable; nothing was stored, retry later", headers=retry
+        ) from None
+    except WriteRejected as error:
+        INGEST_REQUESTS.labels(signal, "native", "rejected").inc()
+        raise BadRequest(str(error)) from None
+    INGEST_REQUESTS.labels(signal, "native", "ok").inc()
+    INGEST_ITEMS.labels(signal, "accepted").inc(len(batch.items))
+    INGEST_ITEMS.labels(signal, "rejected").inc(batch.rejected)
+    return batch, {"accepted": len(batch.items), "rejected": batch.reasons}
+
+
+_SPANS_EXAMPLE = {
+    "spans": [
+        {
+            "trace_id": "5b8efff798038103d269b633813fc60c",
+            "span_id": "eee19b7ec3c1b174",
+            "name": "chat gpt-4o",
+            "service": "assistant",
+            "kind": "client",
+            "start_time": "2026-11-23T10:00:00Z",
+            "duration_ms": 812.5,
+            "status": "ok",
+            "attributes": {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1200},
+        }
+    ]
+}
+_ERRORS_EXAMPLE = {
+    "errors": [
+        {
+            "type": "TimeoutError",
+            "message": "tool run_tests timed out after 30s",
+            "service": "assistant",
+            "stack": 'Traceback (most recent call last):\n  File "/app/tools.py", line 9, in run\n'
+            "TimeoutError: timed out",
+        }
+    ]
+}
+
+
+def request_body(model: type[BaseModel], key: str, example: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI for a body the endpoint reads itself (to apply size limits while reading)."""
+    item = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    item.pop("$defs", None)
+    schema = {
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"type": "array", "items": item}},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema, "example": example}},
+        }
+    }
+
+
+@router.post(
+    "/spans",
+    summary="Ingest spans (native JSON)",
+    openapi_extra=request_body(NativeSpan, "spans", _SPANS_EXAMPLE),
+)
+async def ingest_spans(request: Request) -> dict[str, Any]:
+    def decode(document: Any, services: Services) -> NativeBatch:
+        return decode_native_spans(document, decode_limits(services, "retention_traces"))
+
+    async def store(services: Services, project_id: int, items: list[Any]) -> None:
+        await store_spans(services.writer, services.enricher, project_id, items)
+
+    _, answer = await ingest(request, "spans", decode, store)
+    return answer
+
+
+@router.post(
+    "/errors",
+    summary="Ingest errors (native JSON)",
+    openapi_extra=request_body(NativeError, "errors", _ERRORS_EXAMPLE),
+)
+async def ingest_errors(request: Request) -> dict[str, Any]:
+    def decode(document: Any, services: Services) -> NativeBatch:
+        limits = decode_limits(services, "retention_errors")
+        return decode_native_errors(document, limits, time.time_ns())
+
+    async def store(services: Services, project_id: int, items: list[Any]) -> None:
+        await store_errors(services.writer, services.enricher, project_id, items)
+
+    batch, answer = await ingest(request, "errors", decode, store)
+    answer["fingerprints"] = [
+        {"index": index, "fingerprint": error.fingerprint}
+        for index, error in zip(batch.indexes, batch.items, strict=True)
+    ]
+    return answer

@@ -1,0 +1,34 @@
+"""Query-parameter parsing shared by the read endpoints: time ranges and limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from app.api.errors import BadRequest
+from app.domain.times import parse_time
+
+
+def time_range(
+    start: str | None, end: str | None, *, default_span: timedelta = timedelta(hours=1)
+) -> tuple[datetime, datetime]:
+    """`start..end` from parameters; without start, the last `default_span` before end."""
+    now = datetime.now(UTC)
+    try:
+        end_time = parse_time(end, now=now) if end else now
+    except ValueError as error:
+        raise BadRequest(f"end: {error}") from None
+    try:
+        start_time = parse_time(start, now=now) if start else end_time - default_span
+    except ValueError as error:
+        raise BadRequest(f"start: {error}") from None
+    if start_time > end_time:
+        raise BadRequest("start must not be after end")
+    return start_time, end_time
+
+
+def choice(name: str, value: str | None, allowed: tuple[str, ...] | list[str]) -> str | None:
+    if value is None or value == "":
+        return None
+    if value not in allowed:
+        raise BadRequest(f"{name} {value!r} is not accepted; use one of: {', '.join(allowed)}")
+    return value

@@ -1,0 +1,86 @@
+"""Metric point records → COPY rows for `metric_points`, in the column order of app/db/tables.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from app.db.partitions import day_of_unix_nano
+from app.db.tables import METRIC_POINT_COLUMNS
+from app.domain.metrics import MetricPoint
+from app.ingest.rows import dumps, timestamp
+from app.ingest.writer import TableRows
+
+# The tuple below is built in this order; a schema change must fail here, not corrupt rows.
+_EXPECTED_COLUMNS = (
+    "project_id",
+    "series_id",
+    "time",
+    "start_time",
+    "value",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "explicit_bounds",
+    "bucket_counts",
+    "scale",
+    "zero_count",
+    "zero_threshold",
+    "positive_offset",
+    "positive_bucket_counts",
+    "negative_offset",
+    "negative_bucket_counts",
+    "quantiles",
+    "exemplars",
+    "flags",
+)
+if METRIC_POINT_COLUMNS != _EXPECTED_COLUMNS:
+    raise RuntimeError(f"metric_points columns changed: {METRIC_POINT_COLUMNS}")
+
+_NANOS_PER_DAY = 86_400 * 1_000_000_000
+
+
+def metric_point_rows(project_id: int, points: Iterable[MetricPoint]) -> TableRows:
+    """Rows for points whose `series_id` is set (and registered)."""
+    rows = []
+    days_by_index: dict[int, date] = {}
+    # Stored times have microsecond precision and (project, series, time) is unique; a
+    # second point of one series at one instant in the same request would force the
+    # writer's slow merge path only to be skipped there, so it is skipped here instead.
+    seen: set[tuple[int, int]] = set()
+    for point in points:
+        time_unix_nano = point.time_unix_nano
+        identity = (point.series_id, time_unix_nano // 1000)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        day_index = time_unix_nano // _NANOS_PER_DAY
+        if day_index not in days_by_index:
+            days_by_index[day_index] = day_of_unix_nano(time_unix_nano)
+        rows.append(
+            (
+                project_id,
+                point.series_id,
+                timestamp(time_unix_nano),
+                timestamp(point.start_time_unix_nano) if point.start_time_unix_nano else None,
+                point.value,
+                point.count,
+                point.sum,
+                point.min,
+                point.max,
+                point.explicit_bounds,
+                point.bucket_counts,
+                point.scale,
+                point.zero_count,
+                point.zero_threshold,
+                point.positive_offset,
+                point.positive_bucket_counts,
+                point.negative_offset,
+                point.negative_bucket_counts,
+                dumps(point.quantiles) if point.quantiles is not None else None,
+                dumps(point.exemplars) if point.exemplars else None,
+                point.flags,
+            )
+        )
+    return TableRows("metric_points", METRIC_POINT_COLUMNS, rows, set(days_by_index.values()))

@@ -1,0 +1,232 @@
+"""The native JSON API (`/api/v1/ingest/*`): validated items → the same records OTLP makes.
+
+For assistants that do not use OpenTelemetry. Each item is validated on its own, so one
+bad item is reported by index and the rest are stored.
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from app.domain.errors import ErrorEvent, make_error_event
+from app.domain.records import DecodedBatch, Resource, Scope, SpanRecord
+from app.domain.times import parse_time, unix_nano
+from app.ingest.otlp_common import DecodeLimits, InvalidItem, MalformedPayload
+
+Time = str | float | int
+NATIVE_SCOPE = Scope(name="native-api")
+
+
+class NativeBatch(DecodedBatch):
+    """Also keeps which input index each accepted item came from, for per-item answers."""
+
+    __slots__ = ("indexes", "reasons")
+
+    def __init__(self) -> None:
+        super().__init__(items=[])
+        self.indexes: list[int] = []
+        self.reasons: list[dict[str, Any]] = []
+
+    def accept(self, index: int, item: Any) -> None:
+        self.items.append(item)
+        self.indexes.append(index)
+
+    def reject_index(self, index: int, reason: str) -> None:
+        self.reject(f"item {index}: {reason}")
+        self.reasons.append({"index": index, "reason": reason})
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_nul(cls, data: Any) -> Any:
+        return without_nul(data)
+
+
+def without_nul(value: Any) -> Any:
+    """PostgreSQL text and jsonb cannot hold NUL; strip it anywhere in the item."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
+
+
+class NativeEvent(_Item):
+    name: str = Field(min_length=1)
+    time: Time | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class NativeSpan(_Item):
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    name: str = Field(min_length=1, max_length=1024)
+    service: str = Field(min_length=1, max_length=256)
+    kind: Literal["internal", "server", "client", "producer", "consumer"] = "internal"
+    start_time: Time
+    end_time: Time | None = None
+    duration_ms: Annotated[float, Field(ge=0)] | None = None
+    status: Literal["unset", "ok", "error"] = "unset"
+    status_message: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    events: list[NativeEvent] = Field(default_factory=list)
+
+
+class NativeError(_Item):
+    type: str = Field(min_length=1, max_length=512)
+    message: str = Field(default="", max_length=16384)
+    stack: str | list[dict[str, Any]] | None = None
+    service: str = Field(min_length=1, max_length=256)
+    timestamp: Time | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    fingerprint: list[str] | str | None = None
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _bounded(cls, value: list[str] | str | None) -> list[str] | str | None:
+        if isinstance(value, list) and len(value) > 32:
+            raise ValueError("at most 32 fingerprint parts")
+        return value
+
+
+_KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
+_STATUS = {"unset": 0, "ok": 1, "error": 2}
+
+
+def items_of(document: Any, key: str) -> list[Any]:
+    if not isinstance(document, dict) or not isinstance(document.get(key), list):
+        raise MalformedPayload(f'body must be a JSON object with a "{key}" array')
+    return document[key]
+
+
+def decode_native_spans(document: Any, limits: DecodeLimits) -> NativeBatch:
+    batch = NativeBatch()
+    resources: dict[str, Resource] = {}
+    for index, raw in enumerate(items_of(document, "spans")):
+        try:
+            item = NativeSpan.model_validate(raw)
+            resource = resources.get(item.service)
+            if resource is None:
+                resource = resources[item.service] = Resource({"service.name": item.service})
+            batch.accept(index, _span(item, resource, limits))
+        except (ValidationError, InvalidItem, ValueError) as problem:
+            batch.reject_index(index, reason(problem))
+    return batch
+
+
+def _span(item: NativeSpan, resource: Resource, limits: DecodeLimits) -> SpanRecord:
+    start = _nanos(item.start_time, "start_time")
+    if item.end_time is not None:
+        end = _nanos(item.end_time, "end_time")
+    elif item.duration_ms is not None:
+        end = start + int(item.duration_ms * 1_000_000)
+    else:
+        raise InvalidItem("give end_time or duration_ms")
+    if end < start:
+        raise InvalidItem("end_time is before start_time")
+    limits.check_time(start, "start_time")
+    events = [
+        {
+            "time_unix_nano": _nanos(event.time, "events.time") if event.time is not None else end,
+            "name": event.name,
+            "attributes": _bounded_attributes(event.attributes, limits),
+            "dropped_attributes_count": 0,
+        }
+        for event in item.events
+    ]
+    return SpanRecord(
+        trace_id=_hex_id(item.trace_id, "trace_id", 16),
+        span_id=_hex_id(item.span_id, "span_id", 8),
+        parent_span_id=_hex_id(item.parent_span_id, "parent_span_id", 8)
+        if item.parent_span_id
+        else None,
+        name=item.name,
+        kind=_KINDS[item.kind],
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
+        attributes=_bounded_attributes(item.attributes, limits),
+        resource=resource,
+        scope=NATIVE_SCOPE,
+        status_code=_STATUS[item.status],
+        status_message=item.status_message,
+        events=events,
+    )
+
+
+def decode_native_errors(document: Any, limits: DecodeLimits, now_unix_nano: int) -> NativeBatch:
+    batch = NativeBatch()
+    for index, raw in enumerate(items_of(document, "errors")):
+        try:
+            item = NativeError.model_validate(raw)
+            batch.accept(index, _error(item, limits, now_unix_nano))
+        except (ValidationError, InvalidItem, ValueError) as problem:
+            batch.reject_index(index, reason(problem))
+    return batch
+
+
+def _error(item: NativeError, limits: DecodeLimits, now_unix_nano: int) -> ErrorEvent:
+    moment = _nanos(item.timestamp, "timestamp") if item.timestamp is not None else now_unix_nano
+    limits.check_time(moment, "timestamp")
+    return make_error_event(
+        error_type=item.type,
+        message=item.message,
+        stacktrace=item.stack,
+        time_unix_nano=moment,
+        service_name=item.service,
+        source="native",
+        trace_id=_hex_id(item.trace_id, "trace_id", 16) if item.trace_id else None,
+        span_id=_hex_id(item.span_id, "span_id", 8) if item.span_id else None,
+        attributes=_bounded_attributes(item.attributes, limits),
+        custom_fingerprint=item.fingerprint,
+    )
+
+
+def _nanos(value: Time, field: str) -> int:
+    try:
+        return unix_nano(parse_time(value))
+    except ValueError as error:
+        raise InvalidItem(f"{field}: {error}") from None
+
+
+def _hex_id(value: str | None, field: str, size: int) -> bytes:
+    try:
+        raw = binascii.unhexlify(value or "")
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != size or raw == bytes(size):
+        raise InvalidItem(f"{field} must be {size * 2} hex characters, not all zeros")
+    return raw
+
+
+def _bounded_attributes(attributes: dict[str, Any], limits: DecodeLimits) -> dict[str, Any]:
+    if len(attributes) > limits.max_attributes:
+        raise InvalidItem(f"more than {limits.max_attributes} attributes")
+    return attributes
+
+
+def reason(problem: Exception) -> str:
+    if isinstance(problem, ValidationError):
+        parts = []
+        for error in problem.errors()[:5]:
+            where = ".".join(str(part) for part in error["loc"])
+            parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+        return "; ".join(parts)
+    return str(problem)

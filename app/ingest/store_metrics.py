@@ -1,0 +1,98 @@
+"""Decoded metric points to committed rows: redaction, series ids and limit, then the writer."""
+
+from __future__ import annotations
+
+from app.domain.metrics import MetricPoint, canonical_json, series_id, stream_identity_tail
+from app.domain.records import DecodedBatch
+from app.ingest.enrich import Enricher
+from app.ingest.metric_rows import metric_point_rows
+from app.ingest.series import NewSeries, SeriesRegistry
+from app.ingest.writer import GroupCommitWriter
+
+
+async def store_metric_points(
+    writer: GroupCommitWriter,
+    enricher: Enricher,
+    registry: SeriesRegistry,
+    project_id: int,
+    batch: DecodedBatch,
+) -> None:
+    """Store `batch.items`; points of series refused by the limit move to `batch.rejected`.
+
+    Returns after the points are committed; raises the writer's errors (and
+    `DatabaseUnavailable` from series registration) otherwise.
+    """
+    points: list[MetricPoint] = batch.items
+    if not points:
+        return
+    redact(enricher, points)
+    candidates = assign_series(registry, project_id, points)
+    refused = await registry.admit(project_id, candidates) if candidates else set()
+    if refused:
+        points = _reject_refused(batch, points, refused, registry.max_series_per_metric)
+    await writer.write([metric_point_rows(project_id, points)])
+
+
+def redact(enricher: Enricher, points: list[MetricPoint]) -> None:
+    """Redact before hashing, so a secret never reaches `metric_series` nor its identity."""
+    seen_resources: set[int] = set()
+    for point in points:
+        resource = point.stream.resource
+        if id(resource) not in seen_resources:
+            seen_resources.add(id(resource))
+            enricher.resource(resource)
+        point.attributes = enricher.redact(point.attributes)
+        for exemplar in point.exemplars:
+            exemplar["filtered_attributes"] = enricher.redact(exemplar["filtered_attributes"])
+
+
+def assign_series(
+    registry: SeriesRegistry, project_id: int, points: list[MetricPoint]
+) -> dict[int, NewSeries]:
+    """Set each point's `series_id`; return the series this process does not know yet.
+
+    Points of one stream share its serialised identity tail, and repeated attribute sets
+    (the usual case: one series, several points or several exports) are hashed once.
+    """
+    tails: dict[int, bytes] = {}
+    ids: dict[tuple[bytes, bytes], int] = {}
+    candidates: dict[int, NewSeries] = {}
+    for point in points:
+        stream = point.stream
+        tail = tails.get(id(stream))
+        if tail is None:
+            tail = tails[id(stream)] = stream_identity_tail(stream)
+        attributes_json = canonical_json(point.attributes)
+        key = (tail, attributes_json)
+        point_series = ids.get(key)
+        if point_series is None:
+            point_series = ids[key] = series_id(tail, attributes_json)
+            if not registry.is_known(project_id, point_series):
+                candidates[point_series] = NewSeries(point_series, stream, point.attributes)
+        point.series_id = point_series
+    return candidates
+
+
+def _reject_refused(
+    batch: DecodedBatch, points: list[MetricPoint], refused: set[int], limit: int
+) -> list[MetricPoint]:
+    kept: list[MetricPoint] = []
+    refused_by_name: dict[str, int] = {}
+    for point in points:
+        if point.series_id in refused:
+            name = point.stream.name
+            refused_by_name[name] = refused_by_name.get(name, 0) + 1
+        else:
+            kept.append(point)
+    messages = []
+    for name, count in refused_by_name.items():
+        batch.rejected += count
+        noun = "point" if count == 1 else "points"
+        messages.append(
+            f"metric {name!r:.200} has reached the {limit}-series limit; "
+            f"{count} {noun} of new series rejected"
+        )
+    # The limit is what the sender most needs to hear about, so its messages go first.
+    batch.messages = (messages + batch.messages)[: batch.MAX_MESSAGES]
+    batch.items = kept
+    return kept
