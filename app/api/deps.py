@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.api.errors import Forbidden, Unauthorized
+from app.api.errors import Forbidden, ServiceUnavailable, Unauthorized
 from app.auth import DEFAULT_PROJECT, SCOPES, Principal
+from app.ingest.writer import is_unavailable
 from app.services import Services
 
 
@@ -39,7 +40,16 @@ async def authorize(request: Request, scope: str) -> Principal:
             "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = await services.keys.lookup(key)
+    try:
+        principal = await services.keys.lookup(key)
+    except Exception as error:
+        # An outage must answer 503 + Retry-After (clients retry), not 500.
+        if not is_unavailable(error):
+            raise
+        raise ServiceUnavailable(
+            "the database is unavailable, so the API key cannot be checked; retry later",
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        ) from None
     if principal is None:
         raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     if not principal.allows(scope):

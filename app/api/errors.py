@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.ingest.writer import is_unavailable
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -88,3 +96,23 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=error.status_code,
             headers=getattr(error, "headers", None),
         )
+
+    async def _database(request: Request, error: Exception) -> JSONResponse:
+        # A query that meets a database outage is retryable: 503 + Retry-After, not 500.
+        if is_unavailable(error):
+            retry_after = request.app.state.settings.retry_after_s
+            return JSONResponse(
+                error_body("unavailable", "the database is unavailable; retry later"),
+                status_code=503,
+                headers={"Retry-After": str(retry_after)},
+            )
+        log.error("database error", exc_info=error)
+        return JSONResponse(error_body("internal", "internal error"), status_code=500)
+
+    for database_error in (
+        SQLAlchemyError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        OSError,
+    ):
+        app.add_exception_handler(database_error, _database)

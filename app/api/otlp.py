@@ -74,7 +74,11 @@ async def receive(request: Request, signal: OtlpSignal) -> Response:
     except OtlpFailure as failure:
         return _failure(signal, media, failure)
     except ApiError as error:
-        return _failure(signal, media, OtlpFailure(error.status, error.message))
+        retry_after = error.headers.get("Retry-After")
+        failure = OtlpFailure(
+            error.status, error.message, int(retry_after) if retry_after else None
+        )
+        return _failure(signal, media, failure)
     except payload.UnsupportedMediaType as error:
         return _failure(signal, media, OtlpFailure(415, str(error)))
     except payload.PayloadTooLarge as error:

@@ -1,9 +1,11 @@
-"""From decoded log records to committed rows: redaction, then the group-commit writer."""
+"""From decoded log records to committed rows: redaction, error extraction, then the writer."""
 
 from __future__ import annotations
 
+from app.domain.errors import ErrorEvent, error_from_log, is_error_log
 from app.domain.logs import LogRecord
 from app.ingest.enrich import Enricher
+from app.ingest.error_groups import error_rows
 from app.ingest.log_rows import log_rows
 from app.ingest.writer import GroupCommitWriter
 
@@ -15,7 +17,27 @@ async def store_logs(
     if not logs:
         return
     redact(enricher, logs)
-    await writer.write([log_rows(project_id, logs)])
+    parts = [log_rows(project_id, logs)]
+    errors = errors_from_logs(logs)
+    if errors:
+        parts.append(error_rows(project_id, errors))
+    await writer.write(parts)
+
+
+def errors_from_logs(logs: list[LogRecord]) -> list[ErrorEvent]:
+    """Log records that carry `exception.*` attributes are error events too."""
+    return [
+        error_from_log(
+            record.attributes,
+            body_text=record.body if isinstance(record.body, str) else "",
+            time_unix_nano=record.time_unix_nano,
+            service_name=record.service_name,
+            trace_id=record.trace_id,
+            span_id=record.span_id,
+        )
+        for record in logs
+        if is_error_log(record.attributes)
+    ]
 
 
 def redact(enricher: Enricher, logs: list[LogRecord]) -> None:

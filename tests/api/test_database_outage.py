@@ -1,0 +1,145 @@
+"""The database going away under a running collector: 503 + Retry-After, then recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from google.rpc import code_pb2, status_pb2
+from otlp_testkit import (
+    JSON,
+    PROTOBUF,
+    TcpProxy,
+    simple_span,
+    stored_span_ids,
+    traces_json,
+    traces_pb,
+    via_proxy,
+)
+from support import Collector
+
+
+@pytest.fixture
+def proxy(database_url: str) -> Iterator[TcpProxy]:
+    running = TcpProxy(database_url).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def proxied(
+    proxy: TcpProxy, database_url: str, start_collector: Callable[..., Collector], key: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A collector whose only way to PostgreSQL is through `proxy`."""
+    running = start_collector(
+        database_url=via_proxy(database_url, proxy.port),
+        env={"TELEMETRY_DB_CONNECT_TIMEOUT_S": "2", "TELEMETRY_RETRY_AFTER_S": "7"},
+    )
+    async with httpx.AsyncClient(
+        base_url=running.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as http:
+        yield http
+
+
+async def _post(http: httpx.AsyncClient, media: str, **headers: str) -> tuple[httpx.Response, Any]:
+    span = simple_span()
+    if media == JSON:
+        response = await http.post("/v1/traces", json=traces_json([span]), headers=headers)
+    else:
+        response = await http.post(
+            "/v1/traces",
+            content=traces_pb([span]).SerializeToString(),
+            headers={"content-type": PROTOBUF, **headers},
+        )
+    return response, span
+
+
+def _assert_unavailable(response: httpx.Response, media: str) -> str:
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "7"
+    assert response.headers["content-type"] == media
+    if media == JSON:
+        body = response.json()
+        assert set(body) == {"code", "message"}
+        code, message = body["code"], body["message"]
+    else:
+        status = status_pb2.Status.FromString(response.content)
+        code, message = status.code, status.message
+    assert code == code_pb2.UNAVAILABLE
+    return message
+
+
+async def test_outage_answers_503_then_recovers(
+    proxied: httpx.AsyncClient,
+    proxy: TcpProxy,
+    db: asyncpg.Connection,
+    project_name: str,
+    make_key: Callable[..., Any],
+) -> None:
+    response, before = await _post(proxied, JSON)
+    assert response.status_code == 200, response.text
+    assert response.json() == {}
+    # A key the collector has never seen, so checking it needs the database too.
+    fresh_key = await make_key(project_name, "ingest")
+    read_key = await make_key(project_name, "read")
+
+    proxy.stop()
+    refused = []
+    for media in (JSON, PROTOBUF):
+        started = time.monotonic()
+        response, span = await _post(proxied, media)
+        assert "database is unavailable" in _assert_unavailable(response, media)
+        assert time.monotonic() - started < 10
+        refused.append(span)
+    response, span = await _post(proxied, PROTOBUF, authorization=f"Bearer {fresh_key}")
+    _assert_unavailable(response, PROTOBUF)
+    refused.append(span)
+
+    # Queries answer the same way, in the /api error shape.
+    query = await proxied.get(f"/api/v1/traces/{before.trace_id}")
+    assert query.status_code == 503, query.text
+    assert query.headers["retry-after"] == "7"
+    assert query.headers["content-type"] == "application/json"
+    assert query.json()["error"]["code"] == "unavailable"
+    query = await proxied.get(
+        f"/api/v1/traces/{before.trace_id}", headers={"authorization": f"Bearer {read_key}"}
+    )
+    assert query.status_code == 503, query.text
+    assert query.headers["retry-after"] == "7"
+    assert query.json()["error"]["code"] == "unavailable"
+
+    ready = await proxied.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/json"
+    body = ready.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"].startswith("unreachable")
+    # Still alive: only readiness fails.
+    assert (await proxied.get("/healthz")).status_code == 200
+
+    proxy.start()
+    deadline = time.monotonic() + 20
+    while True:
+        response, after = await _post(proxied, JSON)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        _assert_unavailable(response, JSON)
+        await asyncio.sleep(0.25)
+    assert response.status_code == 200, response.text
+    assert response.json() == {}
+    response, after_fresh = await _post(proxied, JSON, authorization=f"Bearer {fresh_key}")
+    assert response.status_code == 200, response.text
+    assert (await proxied.get("/readyz")).status_code == 200
+
+    stored = await stored_span_ids(
+        db,
+        project_name,
+        [span.trace_id for span in (before, after, after_fresh, *refused)],
+    )
+    # Only what was acknowledged is there: a 503 stored nothing.
+    assert stored == sorted([before.span_id, after.span_id, after_fresh.span_id])

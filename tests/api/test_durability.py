@@ -1,0 +1,183 @@
+"""A 200 means committed: client retries are stored once, and SIGKILL loses no acknowledged span."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import httpx
+import pytest
+from otlp_testkit import (
+    PROTOBUF,
+    SpanSpec,
+    new_span_id,
+    new_trace_id,
+    now_ns,
+    simple_span,
+    stored_span_ids,
+    traces_json,
+    traces_pb,
+)
+from support import Collector
+
+
+def _batch(count: int, trace_id: str | None = None) -> list[SpanSpec]:
+    trace_id = trace_id or new_trace_id()
+    return [simple_span(trace_id, name=f"step {index}") for index in range(count)]
+
+
+async def _post(client: httpx.AsyncClient, spans: list[SpanSpec], encoding: str) -> None:
+    if encoding == "json":
+        response = await client.post("/v1/traces", json=traces_json(spans))
+        assert response.status_code == 200, response.text
+        assert response.json() == {}
+    else:
+        response = await client.post(
+            "/v1/traces",
+            content=traces_pb(spans).SerializeToString(),
+            headers={"content-type": PROTOBUF},
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == PROTOBUF
+        assert response.content == b""
+
+
+# ---------------------------------------------------------------- idempotency
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf"])
+async def test_retried_batch_is_stored_once(
+    client: httpx.AsyncClient, db: asyncpg.Connection, project_name: str, encoding: str
+) -> None:
+    spans = _batch(5)
+    await _post(client, spans, encoding)
+    await _post(client, spans, encoding)
+    stored = await stored_span_ids(db, project_name, [spans[0].trace_id])
+    assert stored == sorted(span.span_id for span in spans)
+    trace = (await client.get(f"/api/v1/traces/{spans[0].trace_id}")).json()
+    assert trace["span_count"] == 5
+
+
+async def test_overlapping_retry_adds_only_new_spans(
+    client: httpx.AsyncClient, db: asyncpg.Connection, project_name: str
+) -> None:
+    first, second, third = _batch(3)
+    await _post(client, [first, second], "json")
+    await _post(client, [second, third], "protobuf")
+    stored = await stored_span_ids(db, project_name, [first.trace_id])
+    assert stored == sorted([first.span_id, second.span_id, third.span_id])
+
+
+async def test_duplicates_within_one_request_are_stored_once(
+    client: httpx.AsyncClient, db: asyncpg.Connection, project_name: str
+) -> None:
+    span = simple_span()
+    await _post(client, [span, span, span], "json")
+    assert await stored_span_ids(db, project_name, [span.trace_id]) == [span.span_id]
+
+
+async def test_concurrent_retries_are_stored_once(
+    collector: Collector, key: str, db: asyncpg.Connection, project_name: str
+) -> None:
+    spans = _batch(20)
+
+    async def send() -> None:
+        # Separate connections, so the copies can land in one group commit.
+        async with httpx.AsyncClient(
+            base_url=collector.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as http:
+            await _post(http, spans, "protobuf")
+
+    await asyncio.gather(*(send() for _ in range(8)))
+    stored = await stored_span_ids(db, project_name, [spans[0].trace_id])
+    assert stored == sorted(span.span_id for span in spans)
+
+
+# ---------------------------------------------------------------- SIGKILL
+
+
+@dataclass
+class _Outcomes:
+    acked: list[list[str]] = field(default_factory=list)
+    acked_traces: list[str] = field(default_factory=list)
+    failed_traces: list[str] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _stream(url: str, key: str, outcomes: _Outcomes, stop: threading.Event) -> None:
+    """Send batches until the collector stops answering; record what got a 200."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        while not stop.is_set():
+            spans = _batch(25)
+            trace_id = spans[0].trace_id
+            try:
+                response = http.post(
+                    "/v1/traces",
+                    content=traces_pb(spans).SerializeToString(),
+                    headers={"content-type": PROTOBUF},
+                )
+            except httpx.HTTPError:
+                with outcomes.lock:
+                    outcomes.errors += 1
+                    outcomes.failed_traces.append(trace_id)
+                return
+            with outcomes.lock:
+                outcomes.statuses[response.status_code] = (
+                    outcomes.statuses.get(response.status_code, 0) + 1
+                )
+                if response.status_code == 200:
+                    outcomes.acked.append([span.span_id for span in spans])
+                    outcomes.acked_traces.append(trace_id)
+                else:
+                    outcomes.failed_traces.append(trace_id)
+
+
+async def test_sigkill_loses_no_acknowledged_span(
+    start_collector: Callable[..., Collector],
+    key: str,
+    db: asyncpg.Connection,
+    project_name: str,
+    record_property: Callable[[str, object], None],
+) -> None:
+    victim = start_collector()
+    outcomes = _Outcomes()
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_stream, args=(victim.url, key, outcomes, stop), daemon=True)
+        for _ in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(outcomes.acked) < 150 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    victim.kill()
+    stop.set()
+    for thread in threads:
+        await asyncio.to_thread(thread.join, 30)
+    assert not any(thread.is_alive() for thread in threads)
+
+    acked_spans = sorted(span_id for batch in outcomes.acked for span_id in batch)
+    stored = await stored_span_ids(db, project_name, outcomes.acked_traces)
+    in_flight_stored = await stored_span_ids(db, project_name, outcomes.failed_traces)
+    record_property("acked_requests", len(outcomes.acked))
+    record_property("failed_requests", len(outcomes.failed_traces))
+    record_property("failed_but_stored_spans", len(in_flight_stored))
+    print(
+        f"SIGKILL: {len(outcomes.acked)} requests answered 200 ({len(acked_spans)} spans), "
+        f"{len(outcomes.failed_traces)} failed ({outcomes.errors} connection errors, "
+        f"statuses {outcomes.statuses}); {len(in_flight_stored)} spans of failed requests "
+        "were committed anyway"
+    )
+    assert len(outcomes.acked) >= 150
+    # Every thread's last request met the dead collector.
+    assert outcomes.errors == len(threads)
+    assert stored == acked_spans
+    # A request is stored whole or not at all (one transaction per group commit).
+    assert len(in_flight_stored) % 25 == 0
