@@ -24,12 +24,15 @@ from app.ingest import payload
 from app.ingest.native import (
     NativeBatch,
     NativeError,
+    NativeLog,
     NativeSpan,
     decode_native_errors,
+    decode_native_logs,
     decode_native_spans,
 )
 from app.ingest.otlp_common import MalformedPayload
 from app.ingest.store import store_errors, store_spans
+from app.ingest.store_logs import store_logs
 from app.ingest.writer import DatabaseUnavailable, WriteRejected, WriterSaturated
 from app.services import Services
 from app.telemetry import INGEST_ITEMS, INGEST_REQUESTS
@@ -104,6 +107,19 @@ _SPANS_EXAMPLE = {
         }
     ]
 }
+_LOGS_EXAMPLE = {
+    "logs": [
+        {
+            "timestamp": "2026-11-23T10:00:01Z",
+            "level": "error",
+            "message": "tool run_tests failed",
+            "service": "assistant",
+            "trace_id": "5b8efff798038103d269b633813fc60c",
+            "attributes": {"tool": "run_tests"},
+            "error": {"type": "TimeoutError", "message": "timed out after 30s"},
+        }
+    ]
+}
 _ERRORS_EXAMPLE = {
     "errors": [
         {
@@ -147,6 +163,22 @@ async def ingest_spans(request: Request) -> dict[str, Any]:
         await store_spans(services.writer, services.enricher, project_id, items)
 
     _, answer = await ingest(request, "spans", decode, store)
+    return answer
+
+
+@router.post(
+    "/logs",
+    summary="Ingest logs (native JSON)",
+    openapi_extra=request_body(NativeLog, "logs", _LOGS_EXAMPLE),
+)
+async def ingest_logs(request: Request) -> dict[str, Any]:
+    def decode(document: Any, services: Services) -> NativeBatch:
+        return decode_native_logs(document, decode_limits(services, "retention_logs"))
+
+    async def store(services: Services, project_id: int, items: list[Any]) -> None:
+        await store_logs(services.writer, services.enricher, project_id, items)
+
+    _, answer = await ingest(request, "logs", decode, store)
     return answer
 
 

@@ -18,7 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from app.domain.errors import ErrorEvent, make_error_event
+from app.domain.errors import MESSAGE_KEY, STACKTRACE_KEY, TYPE_KEY, ErrorEvent, make_error_event
+from app.domain.logs import LEVEL_FLOOR, LogRecord
 from app.domain.records import DecodedBatch, Resource, Scope, SpanRecord
 from app.domain.times import parse_time, unix_nano
 from app.ingest.otlp_common import DecodeLimits, InvalidItem, MalformedPayload
@@ -56,13 +57,16 @@ class _Item(BaseModel):
 
 
 def without_nul(value: Any) -> Any:
-    """PostgreSQL text and jsonb cannot hold NUL; strip it anywhere in the item."""
+    """Make an item storable: PostgreSQL text and jsonb cannot hold NUL, so strip it."""
     if isinstance(value, str):
         return value.replace("\x00", "") if "\x00" in value else value
     if isinstance(value, dict):
         return {without_nul(key): without_nul(item) for key, item in value.items()}
     if isinstance(value, list):
         return [without_nul(item) for item in value]
+    if type(value) is int and not -(2**63) <= value < 2**63:
+        # jsonb numbers would take it, but our JSON encoder stops at 64 bits: keep it as text.
+        return str(value)
     return value
 
 
@@ -105,6 +109,23 @@ class NativeError(_Item):
         if isinstance(value, list) and len(value) > 32:
             raise ValueError("at most 32 fingerprint parts")
         return value
+
+
+class NativeLogError(_Item):
+    type: str = Field(min_length=1, max_length=512)
+    message: str = ""
+    stack: str | None = None
+
+
+class NativeLog(_Item):
+    timestamp: Time
+    level: Literal["trace", "debug", "info", "warn", "error", "fatal"] = "info"
+    message: str = Field(max_length=256 * 1024)
+    service: str = Field(min_length=1, max_length=256)
+    trace_id: str | None = None
+    span_id: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    error: NativeLogError | None = None
 
 
 _KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
@@ -168,6 +189,45 @@ def _span(item: NativeSpan, resource: Resource, limits: DecodeLimits) -> SpanRec
         status_code=_STATUS[item.status],
         status_message=item.status_message,
         events=events,
+    )
+
+
+def decode_native_logs(document: Any, limits: DecodeLimits) -> NativeBatch:
+    batch = NativeBatch()
+    resources: dict[str, Resource] = {}
+    for index, raw in enumerate(items_of(document, "logs")):
+        try:
+            item = NativeLog.model_validate(raw)
+            resource = resources.get(item.service)
+            if resource is None:
+                resource = resources[item.service] = Resource({"service.name": item.service})
+            batch.accept(index, _log(item, resource, limits))
+        except (ValidationError, InvalidItem, ValueError) as problem:
+            batch.reject_index(index, reason(problem))
+    return batch
+
+
+def _log(item: NativeLog, resource: Resource, limits: DecodeLimits) -> LogRecord:
+    moment = _nanos(item.timestamp, "timestamp")
+    limits.check_time(moment, "timestamp")
+    attributes = dict(_bounded_attributes(item.attributes, limits))
+    if item.error is not None:
+        # The OpenTelemetry exception attributes: the log becomes an error event as well.
+        attributes[TYPE_KEY] = item.error.type
+        attributes[MESSAGE_KEY] = item.error.message or item.message
+        if item.error.stack:
+            attributes[STACKTRACE_KEY] = item.error.stack
+    return LogRecord(
+        time_unix_nano=moment,
+        observed_time_unix_nano=0,
+        severity_number=LEVEL_FLOOR[item.level],
+        severity_text=item.level.upper(),
+        body=item.message,
+        attributes=attributes,
+        resource=resource,
+        scope=NATIVE_SCOPE,
+        trace_id=_hex_id(item.trace_id, "trace_id", 16) if item.trace_id else None,
+        span_id=_hex_id(item.span_id, "span_id", 8) if item.span_id else None,
     )
 
 

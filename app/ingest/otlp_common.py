@@ -25,6 +25,7 @@ from app.domain.records import Resource, Scope
 TRACE_ID_BYTES = 16
 SPAN_ID_BYTES = 8
 NANOS_PER_SECOND = 1_000_000_000
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class MalformedPayload(ValueError):
@@ -256,7 +257,10 @@ def any_value_json(value: Any, limits: DecodeLimits) -> Any:
         if key in ("stringValue", "string_value"):
             return clean_text(str(raw), limits.max_value_chars)
         if key in ("intValue", "int_value"):
-            return int_json(raw, "intValue")
+            number = int_json(raw, "intValue")
+            if not _INT64_MIN <= number <= _INT64_MAX:
+                raise InvalidItem(f"intValue {number} is outside the 64-bit range")
+            return number
         if key in ("doubleValue", "double_value"):
             return _finite(float_json(raw, "doubleValue"))
         if key in ("boolValue", "bool_value"):

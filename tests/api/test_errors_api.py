@@ -248,3 +248,38 @@ async def test_native_body_errors(client) -> None:
         "/api/v1/ingest/errors", content=b"x", headers={"Content-Type": "text/plain"}
     )
     assert wrong_type.status_code == 415
+
+
+async def test_native_logs_with_error_payload_become_error_events(client, db) -> None:
+    marker = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    logs = [
+        {
+            "timestamp": now.isoformat(),
+            "level": "error",
+            "message": f"tool failed {marker}",
+            "service": "assistant",
+            "trace_id": "5b8efff798038103d269b633813fc60c",
+            "span_id": "eee19b7ec3c1b174",
+            "attributes": {"tool": "run_tests", "huge": 2**70, "note": "a\x00b"},
+            "error": {"type": "TimeoutError", "message": f"timed out {marker}", "stack": None},
+        },
+        {"timestamp": now.timestamp(), "level": "info", "message": "plain", "service": "assistant"},
+        {"timestamp": now.isoformat(), "level": "loud", "message": "x", "service": "assistant"},
+    ]
+    answer = (await client.post("/api/v1/ingest/logs", json={"logs": logs})).json()
+    assert answer["accepted"] == 2
+    assert [item["index"] for item in answer["rejected"]] == [2]
+    assert "level" in answer["rejected"][0]["reason"]
+    stored = await db.fetchrow(
+        "SELECT severity_number, body, attributes, trace_id FROM logs WHERE search_text LIKE $1",
+        f"%{marker}%",
+    )
+    assert stored["severity_number"] == 17
+    assert stored["trace_id"].hex() == "5b8efff798038103d269b633813fc60c"
+    groups = (await client.get("/api/v1/errors", params={"service": "assistant"})).json()
+    group = next(item for item in groups["errors"] if item["type"] == "TimeoutError")
+    detail = (await client.get(f"/api/v1/errors/{group['fingerprint']}")).json()
+    assert detail["events"][0]["source"] == "log"
+    assert detail["events"][0]["message"] == f"timed out {marker}"
+    assert detail["events"][0]["span_id"] == "eee19b7ec3c1b174"
