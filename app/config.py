@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     retention_metrics: str = Field("15d", description="How long metric points are kept.")
     retention_errors: str = Field("30d", description="How long error events are kept.")
     retention_interval: str = Field("1h", description="How often old partitions are dropped.")
+    rollup_interval: str = Field(
+        "30s", description="How often per-minute dashboard rollups are compacted."
+    )
+    workers_enabled: bool = Field(
+        True, description="Run background jobs (rollups, retention) in this process."
+    )
     max_future_skew: str = Field(
         "1d", description="Data stamped further ahead than this is rejected."
     )
@@ -111,6 +117,7 @@ class Settings(BaseSettings):
         "retention_metrics",
         "retention_errors",
         "retention_interval",
+        "rollup_interval",
         "max_future_skew",
         "alert_eval_interval",
         "slo_eval_interval",

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import errors_api, health, native, otlp_logs, otlp_metrics, otlp_traces, traces
@@ -22,16 +23,33 @@ from app.db.migrate import head_revision
 from app.db.partitions import PARTITIONED_TABLES, PartitionManager
 from app.ingest.enrich import Enricher
 from app.ingest.error_groups import ERROR_EVENTS_HOOK
+from app.ingest.rollups import SPANS_HOOK
 from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
 from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
+from app.workers.retention import drop_expired
+from app.workers.rollups import compact_rollups
+from app.workers.runner import Job, Workers
 
 log = logging.getLogger("app")
 
 
 def database_url(settings: Settings) -> str:
     return settings.database_url or start_embedded(settings.data_dir)
+
+
+def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Job]:
+    async def retention(engine: AsyncEngine) -> None:
+        await drop_expired(engine, settings, partitions)
+
+    async def rollups(engine: AsyncEngine) -> None:
+        await compact_rollups(engine)
+
+    return [
+        Job("rollup-compaction", settings.seconds("rollup_interval"), rollups),
+        Job("retention", settings.seconds("retention_interval"), retention),
+    ]
 
 
 @asynccontextmanager
@@ -50,7 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         partitions,
         max_batch_rows=settings.writer_max_batch_rows,
         max_queued_rows=settings.writer_max_queued_rows,
-        hooks={"error_events": ERROR_EVENTS_HOOK},
+        hooks={"error_events": ERROR_EVENTS_HOOK, "spans": SPANS_HOOK},
     )
     default_project_id = 0
     try:
@@ -61,6 +79,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Start anyway: /readyz reports the database, and ingest answers 503 until it is back.
         log.warning("database not ready at startup", extra={"error": repr(error)})
     await writer.start()
+    workers = Workers(engine, background_jobs(settings, partitions))
+    if settings.workers_enabled:
+        workers.start()
     app.state.services = Services(
         settings=settings,
         engine=engine,
@@ -77,6 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await workers.stop()
         await writer.stop()
         await engine.dispose()
         if read_engine is not engine:

@@ -69,6 +69,13 @@ DATABASE_ERRORS = Counter(
 )
 
 
+WORKER_RUNS = Counter(
+    "telemetry_worker_runs_total",
+    "Background job rounds by job and outcome (ok, skipped: another process ran it, failed).",
+    ["job", "outcome"],
+)
+
+
 def metrics_payload() -> tuple[bytes, str]:
     """The text exposition of this process, or of all processes in multiprocess mode."""
     if os.environ.get(MULTIPROC_ENV):

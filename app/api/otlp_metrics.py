@@ -7,6 +7,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
 from app.api.otlp import OtlpSignal, otlp_route
 from app.auth import Principal
+from app.domain.metrics import MetricBatch
 from app.domain.records import DecodedBatch
 from app.ingest.otlp_metrics import decode_metrics_json, decode_metrics_protobuf
 from app.ingest.store_metrics import store_metric_points
@@ -18,6 +19,7 @@ router = APIRouter()
 async def _store(services: Services, principal: Principal, batch: DecodedBatch) -> None:
     # Points of series over the per-metric limit leave batch.items for batch.rejected here,
     # before the receiver counts and answers.
+    assert isinstance(batch, MetricBatch)  # what both metric decoders return
     await store_metric_points(
         services.writer, services.enricher, services.series, principal.project_id, batch
     )

@@ -210,3 +210,33 @@ error_events = Table(
 LOG_COLUMNS: tuple[str, ...] = tuple(column.name for column in logs.columns)
 METRIC_POINT_COLUMNS: tuple[str, ...] = tuple(column.name for column in metric_points.columns)
 ERROR_EVENT_COLUMNS: tuple[str, ...] = tuple(column.name for column in error_events.columns)
+
+# Per-minute span rollups for dashboards, partitioned by day on `minute`. Rows are
+# appended at ingest in the spans' own transaction (so each span counts exactly once,
+# late data included) and merged per key by the compaction worker. `category` is
+# 1 = request (SERVER or root span), 2 = LLM call, 3 = tool execution. Latency is a
+# log-bucket sketch (app/domain/sketch.py) kept as parallel index/count arrays.
+span_rollups = Table(
+    "span_rollups",
+    metadata,
+    Column("project_id", BigInteger, nullable=False),
+    Column("minute", DateTime(timezone=True), nullable=False),
+    Column("category", SmallInteger, nullable=False),
+    Column("service_name", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("tool", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("error_count", BigInteger, nullable=False),
+    Column("duration_ms_sum", Double, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Double, nullable=False),
+    Column("sketch_index", ARRAY(Integer), nullable=False),
+    Column("sketch_count", ARRAY(BigInteger), nullable=False),
+    Column("compacted", Boolean, nullable=False),
+    postgresql_partition_by="RANGE (minute)",
+)
+
+ROLLUP_COLUMNS: tuple[str, ...] = tuple(column.name for column in span_rollups.columns)

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from app.domain.records import Resource, Scope
+from app.domain.records import DecodedBatch, Resource, Scope
 
 # Metric `type` values, as API.md names them.
 GAUGE = "gauge"
@@ -74,6 +74,30 @@ class MetricPoint:
     quantiles: list[dict[str, Any]] | None = None
     exemplars: list[dict[str, Any]] = field(default_factory=list)
     series_id: int = 0
+
+
+@dataclass(slots=True)
+class MetricBatch(DecodedBatch):
+    """A decoded batch that can also reject many points under one message.
+
+    Series-limit refusals are one message per metric name however many points they
+    cover; they lead the answer, as they are what a sender most needs to act on.
+    """
+
+    grouped: list[tuple[str, int]] = field(default_factory=list)
+
+    def reject_points(self, message: str, count: int) -> None:
+        self.rejected += count
+        self.grouped.append((message, count))
+
+    def error_message(self) -> str:
+        if not self.rejected:
+            return ""
+        grouped = self.grouped[: self.MAX_MESSAGES]
+        single = self.messages[: self.MAX_MESSAGES - len(grouped)]
+        shown = "; ".join([message for message, _ in grouped] + single)
+        hidden = self.rejected - sum(count for _, count in grouped) - len(single)
+        return f"{shown}; and {hidden} more" if hidden > 0 else shown
 
 
 def identity_document(stream: MetricStream, attributes: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,8 @@ that into a partial-success rejection of the one point.
 from __future__ import annotations
 
 import math
+import operator
+from itertools import islice
 from typing import Any
 
 from app.domain.metrics import FLAG_NO_RECORDED_VALUE, MetricPoint, MetricStream
@@ -88,8 +90,9 @@ def check_histogram(record: MetricPoint) -> None:
             f"bucketCounts has {len(counts)} entries but explicitBounds has {len(bounds)}; "
             "send one more count than bounds (or neither)"
         )
-    if any(math.isnan(bound) for bound in bounds) or any(
-        lower >= upper for lower, upper in zip(bounds, bounds[1:], strict=False)
+    # Pairwise `<` in C: a NaN anywhere fails it, except a lone bound, which equals nothing.
+    if (bounds and bounds[0] != bounds[0]) or not all(
+        map(operator.lt, bounds, islice(bounds, 1, None))
     ):
         raise InvalidItem("explicitBounds must be strictly increasing numbers")
     check_bucket_counts(counts, "bucketCounts")

@@ -26,6 +26,11 @@ TRACE_ID_BYTES = 16
 SPAN_ID_BYTES = 8
 NANOS_PER_SECOND = 1_000_000_000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# Ranges of the protobuf types, so JSON cannot carry what protobuf could not (and what a
+# bigint/integer column or jsonb would refuse, sinking the whole batch instead of one item).
+_UINT64_MAX = 2**64 - 1
+_UINT32_MAX = 2**32 - 1
+_INT32_MAX = 2**31 - 1
 
 
 class MalformedPayload(ValueError):
@@ -130,12 +135,21 @@ def attributes_pb(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any]
 
 def resource_pb(message: Any, schema_url: str, limits: DecodeLimits) -> Resource:
     attributes, dropped = attributes_pb(message.attributes, limits)
-    return Resource(attributes, message.dropped_attributes_count + dropped, schema_url)
+    return Resource(
+        attributes,
+        storable_count(message.dropped_attributes_count + dropped),
+        clean_text(schema_url, limits.max_value_chars),
+    )
 
 
 def scope_pb(message: Any, schema_url: str, limits: DecodeLimits) -> Scope:
     attributes, _ = attributes_pb(message.attributes, limits)
-    return Scope(message.name, message.version, attributes, schema_url)
+    return Scope(
+        clean_text(message.name, limits.max_value_chars),
+        clean_text(message.version, limits.max_value_chars),
+        attributes,
+        clean_text(schema_url, limits.max_value_chars),
+    )
 
 
 def id_pb(raw: bytes, field: str, size: int, *, required: bool) -> bytes | None:
@@ -178,22 +192,44 @@ def as_list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def int_json(value: Any, field: str, *, default: int = 0) -> int:
-    """int64/uint64/fixed64 as a JSON number or a decimal string."""
+def int_json(
+    value: Any,
+    field: str,
+    *,
+    default: int = 0,
+    minimum: int = _INT64_MIN,
+    maximum: int = _UINT64_MAX,
+) -> int:
+    """int64/uint64/fixed64 as a JSON number or a decimal string, within `minimum..maximum`."""
     if value is None or value == "":
         return default
     if isinstance(value, bool):
         raise InvalidItem(f"{field} must be an integer, got a boolean")
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             pass
-    raise InvalidItem(f"{field} must be an integer or a decimal string, got {value!r:.40}")
+    if number is None:
+        raise InvalidItem(f"{field} must be an integer or a decimal string, got {value!r:.40}")
+    if not minimum <= number <= maximum:
+        raise InvalidItem(f"{field} {str(number):.40} is out of range ({minimum}..{maximum})")
+    return number
+
+
+def count_json(value: Any, field: str) -> int:
+    """A uint32 count (dropped attributes, events, links)."""
+    return int_json(value, field, minimum=0, maximum=_UINT32_MAX)
+
+
+def storable_count(count: int) -> int:
+    """Counts are stored as PostgreSQL integer; a uint32 can exceed it, so saturate."""
+    return min(count, _INT32_MAX)
 
 
 def float_json(value: Any, field: str) -> float:
@@ -211,16 +247,27 @@ def float_json(value: Any, field: str) -> float:
 
 
 def enum_json(value: Any, field: str, names: dict[str, int]) -> int:
+    """An enum as its number or its name; numbers outside the enum are refused too."""
     if value is None:
         return 0
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, str):
         if value in names:
             return names[value]
         if value.isdigit():
-            return int(value)
+            number = int(value)
+    if number is not None and number in names.values():
+        return number
     raise InvalidItem(f"{field} {value!r:.40} is not a known value")
+
+
+def enum_pb(number: int, field: str, names: dict[str, int]) -> int:
+    # proto3 enums are open: the parser keeps numbers the schema does not know.
+    if number not in names.values():
+        raise InvalidItem(f"{field} {number} is not a known value")
+    return number
 
 
 def id_json(value: Any, field: str, size: int, *, required: bool) -> bytes | None:
@@ -264,7 +311,7 @@ def any_value_json(value: Any, limits: DecodeLimits) -> Any:
         if key in ("doubleValue", "double_value"):
             return _finite(float_json(raw, "doubleValue"))
         if key in ("boolValue", "bool_value"):
-            return bool(raw)
+            return _bool_json(raw)
         if key in ("arrayValue", "array_value"):
             items = as_list(as_dict(raw, "arrayValue").get("values"), "arrayValue.values")
             return [any_value_json(item, limits) for item in items]
@@ -272,8 +319,17 @@ def any_value_json(value: Any, limits: DecodeLimits) -> Any:
             pairs = as_list(as_dict(raw, "kvlistValue").get("values"), "kvlistValue.values")
             return attributes_json(pairs, limits)[0]
         if key in ("bytesValue", "bytes_value"):
-            return str(raw)
+            return clean_text(str(raw), limits.max_value_chars)
     return None
+
+
+def _bool_json(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    # `bool("false")` is True: a quoted boolean must not flip.
+    if isinstance(raw, str) and raw in ("true", "false"):
+        return raw == "true"
+    raise InvalidItem(f"boolValue must be true or false, got {raw!r:.40}")
 
 
 def attributes_json(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any], int]:
@@ -295,18 +351,25 @@ def attributes_json(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, An
 def resource_json(obj: Any, schema_url: str, limits: DecodeLimits) -> Resource:
     resource = as_dict(obj, "resource")
     attributes, dropped = attributes_json(resource.get("attributes"), limits)
-    declared = int_json(
+    declared = count_json(
         field_json(resource, "droppedAttributesCount", "dropped_attributes_count"),
         "droppedAttributesCount",
     )
-    return Resource(attributes, declared + dropped, schema_url or "")
+    return Resource(
+        attributes,
+        storable_count(declared + dropped),
+        clean_text(str(schema_url or ""), limits.max_value_chars),
+    )
 
 
 def scope_json(obj: Any, schema_url: str, limits: DecodeLimits) -> Scope:
     scope = as_dict(obj, "scope")
     attributes, _ = attributes_json(scope.get("attributes"), limits)
     return Scope(
-        str(scope.get("name") or ""), str(scope.get("version") or ""), attributes, schema_url or ""
+        clean_text(str(scope.get("name") or ""), limits.max_value_chars),
+        clean_text(str(scope.get("version") or ""), limits.max_value_chars),
+        attributes,
+        clean_text(str(schema_url or ""), limits.max_value_chars),
     )
 
 

@@ -21,10 +21,11 @@ from app.domain.metrics import (
     HISTOGRAM,
     SUM,
     SUMMARY,
+    MetricBatch,
     MetricPoint,
     MetricStream,
 )
-from app.domain.records import DecodedBatch, Resource, Scope
+from app.domain.records import Resource, Scope
 from app.ingest.metric_checks import (
     NAME_LIMIT,
     check_count,
@@ -63,14 +64,14 @@ _PB_KINDS = {
 }
 
 
-def decode_metrics_protobuf(body: bytes, limits: DecodeLimits) -> DecodedBatch:
+def decode_metrics_protobuf(body: bytes, limits: DecodeLimits) -> MetricBatch:
     try:
         request = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
     except DecodeError as error:
         raise MalformedPayload(
             f"body is not a valid ExportMetricsServiceRequest: {error}"
         ) from None
-    batch = DecodedBatch(items=[])
+    batch = MetricBatch(items=[])
     for resource_metrics in request.resource_metrics:
         resource = resource_pb(resource_metrics.resource, resource_metrics.schema_url, limits)
         for scope_metrics in resource_metrics.scope_metrics:
@@ -81,7 +82,7 @@ def decode_metrics_protobuf(body: bytes, limits: DecodeLimits) -> DecodedBatch:
 
 
 def _metric_pb(
-    metric: Any, resource: Resource, scope: Scope, limits: DecodeLimits, batch: DecodedBatch
+    metric: Any, resource: Resource, scope: Scope, limits: DecodeLimits, batch: MetricBatch
 ) -> None:
     field = metric.WhichOneof("data")
     if field is None:

@@ -16,10 +16,11 @@ from app.domain.metrics import (
     HISTOGRAM,
     SUM,
     SUMMARY,
+    MetricBatch,
     MetricPoint,
     MetricStream,
 )
-from app.domain.records import DecodedBatch, Resource, Scope
+from app.domain.records import Resource, Scope
 from app.ingest.metric_checks import (
     NAME_LIMIT,
     check_count,
@@ -67,10 +68,10 @@ _JSON_KINDS = (
 )
 
 
-def decode_metrics_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
+def decode_metrics_json(document: Any, limits: DecodeLimits) -> MetricBatch:
     """`document` is the request body already parsed from JSON."""
     root = as_dict(document, "request body")
-    batch = DecodedBatch(items=[])
+    batch = MetricBatch(items=[])
     for resource_metrics in as_list(
         field_json(root, "resourceMetrics", "resource_metrics"), "resourceMetrics"
     ):
@@ -112,7 +113,7 @@ def _metric_json(
     resource: Resource,
     scope: Scope,
     limits: DecodeLimits,
-    batch: DecodedBatch,
+    batch: MetricBatch,
 ) -> None:
     found = _data_json(metric)
     if found is None:
@@ -158,7 +159,7 @@ def _data_json(metric: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def _reject_all(batch: DecodedBatch, metrics: Any, reason: str) -> None:
+def _reject_all(batch: MetricBatch, metrics: Any, reason: str) -> None:
     """Reject every point under a resource or scope that itself could not be read."""
     for metric in metrics if isinstance(metrics, list) else ():
         try:

@@ -19,7 +19,9 @@ from app.ingest.otlp_common import (
     attributes_json,
     attributes_pb,
     clean_text,
+    count_json,
     enum_json,
+    enum_pb,
     field_json,
     id_json,
     id_pb,
@@ -28,6 +30,7 @@ from app.ingest.otlp_common import (
     resource_pb,
     scope_json,
     scope_pb,
+    storable_count,
 )
 
 SPAN_KINDS = {
@@ -75,7 +78,9 @@ def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) 
                 "time_unix_nano": event.time_unix_nano,
                 "name": clean_text(event.name, NAME_LIMIT),
                 "attributes": event_attributes,
-                "dropped_attributes_count": event.dropped_attributes_count + event_dropped,
+                "dropped_attributes_count": storable_count(
+                    event.dropped_attributes_count + event_dropped
+                ),
             }
         )
     links = []
@@ -85,9 +90,11 @@ def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) 
             {
                 "trace_id": link.trace_id.hex(),
                 "span_id": link.span_id.hex(),
-                "trace_state": link.trace_state,
+                "trace_state": clean_text(link.trace_state, limits.max_value_chars),
                 "attributes": link_attributes,
-                "dropped_attributes_count": link.dropped_attributes_count + link_dropped,
+                "dropped_attributes_count": storable_count(
+                    link.dropped_attributes_count + link_dropped
+                ),
                 "flags": link.flags,
             }
         )
@@ -96,21 +103,21 @@ def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) 
         span_id=span_id,  # type: ignore[arg-type]
         parent_span_id=parent,
         name=clean_text(span.name, NAME_LIMIT),
-        kind=span.kind,
+        kind=enum_pb(span.kind, "kind", SPAN_KINDS),
         start_time_unix_nano=start,
         end_time_unix_nano=end,
         attributes=attributes,
         resource=resource,
         scope=scope,
-        status_code=span.status.code,
+        status_code=enum_pb(span.status.code, "status.code", STATUS_CODES),
         status_message=clean_text(span.status.message, limits.max_value_chars),
-        trace_state=span.trace_state,
+        trace_state=clean_text(span.trace_state, limits.max_value_chars),
         flags=span.flags,
         events=events,
         links=links,
-        dropped_attributes_count=span.dropped_attributes_count + dropped,
-        dropped_events_count=span.dropped_events_count,
-        dropped_links_count=span.dropped_links_count,
+        dropped_attributes_count=storable_count(span.dropped_attributes_count + dropped),
+        dropped_events_count=storable_count(span.dropped_events_count),
+        dropped_links_count=storable_count(span.dropped_links_count),
     )
 
 
@@ -173,9 +180,13 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
         required=False,
     )
     start = int_json(
-        field_json(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano"
+        field_json(span, "startTimeUnixNano", "start_time_unix_nano"),
+        "startTimeUnixNano",
+        minimum=0,
     )
-    end = int_json(field_json(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
+    end = int_json(
+        field_json(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano", minimum=0
+    )
     _check_times(start, end, limits)
     attributes, dropped = attributes_json(span.get("attributes"), limits)
     events = []
@@ -185,14 +196,18 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
         events.append(
             {
                 "time_unix_nano": int_json(
-                    field_json(event, "timeUnixNano", "time_unix_nano"), "event timeUnixNano"
+                    field_json(event, "timeUnixNano", "time_unix_nano"),
+                    "event timeUnixNano",
+                    minimum=0,
                 ),
                 "name": clean_text(str(event.get("name") or ""), NAME_LIMIT),
                 "attributes": event_attributes,
-                "dropped_attributes_count": event_dropped
-                + int_json(
-                    field_json(event, "droppedAttributesCount", "dropped_attributes_count"),
-                    "droppedAttributesCount",
+                "dropped_attributes_count": storable_count(
+                    event_dropped
+                    + count_json(
+                        field_json(event, "droppedAttributesCount", "dropped_attributes_count"),
+                        "droppedAttributesCount",
+                    )
                 ),
             }
         )
@@ -210,14 +225,19 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
             {
                 "trace_id": link_trace.hex(),  # type: ignore[union-attr]
                 "span_id": link_span.hex(),  # type: ignore[union-attr]
-                "trace_state": str(field_json(link, "traceState", "trace_state", "")),
-                "attributes": link_attributes,
-                "dropped_attributes_count": link_dropped
-                + int_json(
-                    field_json(link, "droppedAttributesCount", "dropped_attributes_count"),
-                    "droppedAttributesCount",
+                "trace_state": clean_text(
+                    str(field_json(link, "traceState", "trace_state", "")),
+                    limits.max_value_chars,
                 ),
-                "flags": int_json(link.get("flags"), "link flags"),
+                "attributes": link_attributes,
+                "dropped_attributes_count": storable_count(
+                    link_dropped
+                    + count_json(
+                        field_json(link, "droppedAttributesCount", "dropped_attributes_count"),
+                        "droppedAttributesCount",
+                    )
+                ),
+                "flags": _flags_json(link.get("flags"), "link flags"),
             }
         )
     status = _object(span.get("status"), "status")
@@ -234,20 +254,29 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
         scope=scope,
         status_code=enum_json(status.get("code"), "status.code", STATUS_CODES),
         status_message=clean_text(str(status.get("message") or ""), limits.max_value_chars),
-        trace_state=str(field_json(span, "traceState", "trace_state", "")),
-        flags=int_json(span.get("flags"), "flags"),
+        trace_state=clean_text(
+            str(field_json(span, "traceState", "trace_state", "")), limits.max_value_chars
+        ),
+        flags=_flags_json(span.get("flags"), "flags"),
         events=events,
         links=links,
-        dropped_attributes_count=dropped
-        + int_json(
-            field_json(span, "droppedAttributesCount", "dropped_attributes_count"),
-            "droppedAttributesCount",
+        dropped_attributes_count=storable_count(
+            dropped
+            + count_json(
+                field_json(span, "droppedAttributesCount", "dropped_attributes_count"),
+                "droppedAttributesCount",
+            )
         ),
-        dropped_events_count=int_json(
-            field_json(span, "droppedEventsCount", "dropped_events_count"), "droppedEventsCount"
+        dropped_events_count=storable_count(
+            count_json(
+                field_json(span, "droppedEventsCount", "dropped_events_count"),
+                "droppedEventsCount",
+            )
         ),
-        dropped_links_count=int_json(
-            field_json(span, "droppedLinksCount", "dropped_links_count"), "droppedLinksCount"
+        dropped_links_count=storable_count(
+            count_json(
+                field_json(span, "droppedLinksCount", "dropped_links_count"), "droppedLinksCount"
+            )
         ),
     )
 
@@ -260,12 +289,20 @@ def _object(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
+def _flags_json(value: Any, field: str) -> int:
+    # fixed32 in the protobuf schema.
+    return int_json(value, field, minimum=0, maximum=2**32 - 1)
+
+
 def _check_times(start: int, end: int, limits: DecodeLimits) -> None:
     if start <= 0:
         raise InvalidItem("startTimeUnixNano is missing")
     if end < start:
         raise InvalidItem("endTimeUnixNano is before startTimeUnixNano")
     limits.check_time(start, "startTimeUnixNano")
+    # The end is bounded too: a far-future end would overflow the stored duration and make
+    # the database refuse the whole batch rather than this one span.
+    limits.check_time(end, "endTimeUnixNano")
 
 
 def _describe(name: Any, span_id: Any, problem: Exception) -> str:

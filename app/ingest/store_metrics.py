@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from app.domain.metrics import MetricPoint, canonical_json, series_id, stream_identity_tail
-from app.domain.records import DecodedBatch
+from app.domain.metrics import (
+    MetricBatch,
+    MetricPoint,
+    canonical_json,
+    series_id,
+    stream_identity_tail,
+)
 from app.ingest.enrich import Enricher
 from app.ingest.metric_rows import metric_point_rows
 from app.ingest.series import NewSeries, SeriesRegistry
@@ -15,7 +20,7 @@ async def store_metric_points(
     enricher: Enricher,
     registry: SeriesRegistry,
     project_id: int,
-    batch: DecodedBatch,
+    batch: MetricBatch,
 ) -> None:
     """Store `batch.items`; points of series refused by the limit move to `batch.rejected`.
 
@@ -74,7 +79,7 @@ def assign_series(
 
 
 def _reject_refused(
-    batch: DecodedBatch, points: list[MetricPoint], refused: set[int], limit: int
+    batch: MetricBatch, points: list[MetricPoint], refused: set[int], limit: int
 ) -> list[MetricPoint]:
     kept: list[MetricPoint] = []
     refused_by_name: dict[str, int] = {}
@@ -84,15 +89,12 @@ def _reject_refused(
             refused_by_name[name] = refused_by_name.get(name, 0) + 1
         else:
             kept.append(point)
-    messages = []
     for name, count in refused_by_name.items():
-        batch.rejected += count
         noun = "point" if count == 1 else "points"
-        messages.append(
+        batch.reject_points(
             f"metric {name!r:.200} has reached the {limit}-series limit; "
-            f"{count} {noun} of new series rejected"
+            f"{count} {noun} of new series rejected",
+            count,
         )
-    # The limit is what the sender most needs to hear about, so its messages go first.
-    batch.messages = (messages + batch.messages)[: batch.MAX_MESSAGES]
     batch.items = kept
     return kept

@@ -75,6 +75,8 @@ AfterInsert = Callable[[asyncpg.Connection, list[tuple[Any, ...]]], Awaitable[No
 class InsertHook:
     key_columns: Sequence[str]
     after_insert: AfterInsert
+    # Partitioned tables the hook writes to, on the same days as the rows it is given.
+    partitioned_tables: Sequence[str] = ()
 
 
 @dataclass(slots=True)
@@ -213,6 +215,9 @@ class GroupCommitWriter:
                     merged.days.update(part.days)
         for merged in by_table.values():
             await self._partitions.ensure(merged.table, merged.days)
+            hook = self._hooks.get(merged.table)
+            for table in hook.partitioned_tables if hook else ():
+                await self._partitions.ensure(table, merged.days)
         async with self._engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             async with raw.transaction():

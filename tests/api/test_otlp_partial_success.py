@@ -176,8 +176,45 @@ async def test_32_base64_characters_are_not_misread_as_hex(
         (lambda span: span.update(attributes=[{"value": {"stringValue": "x"}}]), "key"),
         (lambda span: span.update(spanId=12345), "spanId"),
         (lambda span: span.update(events="not a list"), "events"),
+        (lambda span: span.update(endTimeUnixNano=str(2**64 - 1)), "endTimeUnixNano"),
+        (
+            lambda span: span.update(
+                attributes=[{"key": "n", "value": {"intValue": str(2**70)}}]
+            ),
+            "intValue",
+        ),
+        (
+            lambda span: span.update(events=[{"timeUnixNano": str(-(10**30)), "name": "e"}]),
+            "timeUnixNano",
+        ),
+        (lambda span: span.update(droppedAttributesCount=2**40), "droppedAttributesCount"),
+        (lambda span: span.update(kind=70000), "kind"),
+        (lambda span: span.update(status={"code": 99}), "status.code"),
+        (lambda span: span.update(flags=2**70), "flags"),
+        (
+            lambda span: span.update(
+                attributes=[{"key": "b", "value": {"boolValue": "no"}}]
+            ),
+            "boolValue",
+        ),
     ],
-    ids=["time not a number", "no start", "unknown kind", "status", "no key", "id type", "events"],
+    ids=[
+        "time not a number",
+        "no start",
+        "unknown kind",
+        "status",
+        "no key",
+        "id type",
+        "events",
+        "end out of range",
+        "int over 64 bits",
+        "event time out of range",
+        "dropped count over int32",
+        "kind out of range",
+        "status code out of range",
+        "flags over 64 bits",
+        "bool as string",
+    ],
 )
 async def test_malformed_span_fields_reject_only_that_span(
     client: httpx.AsyncClient,
@@ -207,3 +244,102 @@ async def test_many_rejections_are_summarised(client: httpx.AsyncClient) -> None
     assert rejected == 40
     assert message.endswith("; and 35 more")
     assert message.count("retention") == 5
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda span: setattr(span, "kind", 70000), "kind 70000 is not a known value"),
+        (lambda span: setattr(span.status, "code", 99), "status.code 99 is not a known value"),
+        (lambda span: setattr(span, "end_time_unix_nano", 2**64 - 1), "endTimeUnixNano"),
+    ],
+    ids=["kind out of range", "status code out of range", "end out of range"],
+)
+async def test_out_of_range_protobuf_fields_reject_only_that_span(
+    client: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    project_name: str,
+    mutate: Any,
+    fragment: str,
+) -> None:
+    trace_id = new_trace_id()
+    good = _span("good", trace_id=trace_id)
+    request = traces_pb([_span("bad", trace_id=trace_id), good])
+    mutate(request.resource_spans[0].scope_spans[0].spans[0])
+    response = await client.post(
+        "/v1/traces", content=request.SerializeToString(), headers={"content-type": PROTOBUF}
+    )
+    assert response.status_code == 200, response.text
+    answer = decode_export_response(response.content)
+    assert answer.partial_success.rejected_spans == 1
+    assert fragment in answer.partial_success.error_message
+    assert await stored_span_ids(db, project_name, [trace_id]) == [good.span_id]
+
+
+async def test_awkward_but_valid_protobuf_values_are_stored(client: httpx.AsyncClient) -> None:
+    """NUL characters and uint32 counts beyond int32 do not sink the batch."""
+    span = _span("odd\x00name")
+    request = traces_pb([span], scope="lib\x00rary")
+    sent = request.resource_spans[0].scope_spans[0].spans[0]
+    sent.trace_state = "vendor=a\x00b"
+    sent.dropped_attributes_count = 2**32 - 1
+    sent.dropped_events_count = 2**31
+    link = sent.links.add()
+    link.trace_id = bytes.fromhex(new_trace_id())
+    link.span_id = bytes.fromhex(new_span_id())
+    link.trace_state = "x=\x00"
+    link.dropped_attributes_count = 2**32 - 1
+    response = await client.post(
+        "/v1/traces", content=request.SerializeToString(), headers={"content-type": PROTOBUF}
+    )
+    assert response.status_code == 200, response.text
+    assert response.content == b""
+    trace = await client.get(f"/api/v1/traces/{span.trace_id}")
+    assert trace.status_code == 200, trace.text
+    (stored,) = trace.json()["spans"]
+    assert stored["name"] == "oddname"
+    assert stored["trace_state"] == "vendor=ab"
+    assert stored["scope"]["name"] == "library"
+    # Saturated at what the integer columns hold.
+    assert stored["dropped_attributes_count"] == 2**31 - 1
+    assert stored["dropped_events_count"] == 2**31 - 1
+    (stored_link,) = stored["links"]
+    assert stored_link["trace_state"] == "x="
+    assert stored_link["dropped_attributes_count"] == 2**31 - 1
+
+
+async def test_awkward_but_valid_json_values_are_stored(client: httpx.AsyncClient) -> None:
+    span = _span("odd")
+    document = traces_json([span], scope="lib\x00rary")
+    sent = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    sent["traceState"] = "vendor=a\x00b"
+    sent["droppedAttributesCount"] = 2**32 - 1
+    sent["attributes"] = [
+        {"key": "flag", "value": {"boolValue": "false"}},
+        {"key": "blob", "value": {"bytesValue": "AAH+"}},
+        {"key": "nothing", "value": {}},
+        {"key": "plain", "value": "not an AnyValue"},
+        {"key": "nan", "value": {"doubleValue": "NaN"}},
+        {"key": "inf", "value": {"doubleValue": "-Infinity"}},
+        {"key": "big", "value": {"intValue": str(2**63 - 1)}},
+        {"key": "small", "value": {"intValue": -(2**63)}},
+    ]
+    response = await client.post("/v1/traces", json=document)
+    assert response.status_code == 200, response.text
+    assert response.json() == {}
+    trace = await client.get(f"/api/v1/traces/{span.trace_id}")
+    assert trace.status_code == 200, trace.text
+    (stored,) = trace.json()["spans"]
+    assert stored["trace_state"] == "vendor=ab"
+    assert stored["scope"]["name"] == "library"
+    assert stored["dropped_attributes_count"] == 2**31 - 1
+    assert stored["attributes"] == {
+        "flag": False,
+        "blob": "AAH+",
+        "nothing": None,
+        "plain": "not an AnyValue",
+        "nan": "NaN",
+        "inf": "-Infinity",
+        "big": 2**63 - 1,
+        "small": -(2**63),
+    }

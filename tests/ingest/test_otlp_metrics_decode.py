@@ -15,6 +15,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from support import load_example, shift_to_now
 
 from app.domain.metrics import (
+    MetricBatch,
     MetricPoint,
     canonical_json,
     identity_document,
@@ -527,3 +528,19 @@ def test_point_rows_skip_a_repeated_series_instant() -> None:
     part = metric_point_rows(3, [first, second])
     assert part.table == "metric_points" and len(part.rows) == 1
     assert part.rows[0][:2] == (3, 11) and part.rows[0][-1] == 0
+
+
+def test_limit_messages_lead_and_count_all_their_points() -> None:
+    batch = MetricBatch(items=[])
+    for index in range(6):
+        batch.reject(f"bad {index}")
+    batch.reject_points("metric 'a' has reached the 3-series limit; 4 points ...", 4)
+    assert batch.rejected == 10
+    # The grouped message, four single ones, and the two singles not shown.
+    assert batch.error_message() == (
+        "metric 'a' has reached the 3-series limit; 4 points ...; "
+        "bad 0; bad 1; bad 2; bad 3; and 2 more"
+    )
+    only_grouped = MetricBatch(items=[])
+    only_grouped.reject_points("metric 'b' ...", 2)
+    assert only_grouped.error_message() == "metric 'b' ..."

@@ -1,0 +1,155 @@
+"""Per-minute span rollups, appended in the same transaction as the spans they count.
+
+The writer calls `append_rollups` with exactly the span rows it inserted (a retried
+export that merges adds nothing), so every span is counted once, late data included.
+What counts as a request is defined here, once: a SERVER span (a call into a service)
+or a root span (a trace's entry point, e.g. an agent turn started without a server).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from app.db.tables import ROLLUP_COLUMNS, SPAN_COLUMNS
+from app.domain import sketch
+from app.ingest.writer import InsertHook
+
+REQUEST, LLM, TOOL = 1, 2, 3
+SERVER_KIND = 2
+STATUS_ERROR = 2
+
+_at = {name: index for index, name in enumerate(SPAN_COLUMNS)}
+_PROJECT = _at["project_id"]
+_PARENT = _at["parent_span_id"]
+_KIND = _at["kind"]
+_START = _at["start_time"]
+_DURATION = _at["duration_ns"]
+_STATUS = _at["status_code"]
+_SERVICE = _at["service_name"]
+_MODEL = _at["gen_ai_model"]
+_PROVIDER = _at["gen_ai_provider"]
+_TOOL = _at["gen_ai_tool_name"]
+_INPUT = _at["gen_ai_input_tokens"]
+_OUTPUT = _at["gen_ai_output_tokens"]
+_CACHED = _at["gen_ai_cache_read_tokens"]
+_COST = _at["cost_usd"]
+
+Key = tuple[int, datetime, int, str, str, str, str]
+
+
+class _Totals:
+    __slots__ = ("count", "errors", "duration_ms", "input", "output", "cached", "cost", "sketch")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.duration_ms = 0.0
+        self.input = 0
+        self.output = 0
+        self.cached = 0
+        self.cost = 0.0
+        self.sketch: dict[int, int] = {}
+
+
+def categories(row: tuple[Any, ...]) -> list[int]:
+    found = []
+    if row[_KIND] == SERVER_KIND or row[_PARENT] is None:
+        found.append(REQUEST)
+    if row[_TOOL] is not None:
+        found.append(TOOL)
+    elif row[_MODEL] is not None or row[_INPUT] is not None or row[_OUTPUT] is not None:
+        found.append(LLM)
+    return found
+
+
+def rollup_rows(span_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Aggregate span rows into rollup rows, one per (project, minute, category, dims)."""
+    totals: dict[Key, _Totals] = {}
+    for row in span_rows:
+        found = categories(row)
+        if not found:
+            continue
+        minute = row[_START].replace(second=0, microsecond=0)
+        duration_ms = row[_DURATION] / 1_000_000
+        bucket = sketch.bucket_index(duration_ms)
+        error = row[_STATUS] == STATUS_ERROR
+        for category in found:
+            if category == REQUEST:
+                key = (row[_PROJECT], minute, REQUEST, row[_SERVICE], "", "", "")
+            elif category == LLM:
+                key = (
+                    row[_PROJECT], minute, LLM, row[_SERVICE],
+                    row[_MODEL] or "", row[_PROVIDER] or "", "",
+                )  # fmt: skip
+            else:
+                key = (row[_PROJECT], minute, TOOL, row[_SERVICE], "", "", row[_TOOL])
+            total = totals.get(key)
+            if total is None:
+                total = totals[key] = _Totals()
+            total.count += 1
+            total.errors += error
+            total.duration_ms += duration_ms
+            total.sketch[bucket] = total.sketch.get(bucket, 0) + 1
+            if category != REQUEST:
+                total.input += row[_INPUT] or 0
+                total.output += row[_OUTPUT] or 0
+                total.cached += row[_CACHED] or 0
+                total.cost += row[_COST] or 0.0
+    return [_row(key, total, compacted=False) for key, total in totals.items()]
+
+
+def _row(key: Key, total: _Totals, *, compacted: bool) -> tuple[Any, ...]:
+    indexes, counts = sketch.to_arrays(total.sketch)
+    return (
+        *key,
+        total.count,
+        total.errors,
+        total.duration_ms,
+        total.input,
+        total.output,
+        total.cached,
+        total.cost,
+        indexes,
+        counts,
+        compacted,
+    )
+
+
+def merge_rollup_rows(rows: list[Any]) -> list[tuple[Any, ...]]:
+    """Merge stored rollup rows (records with ROLLUP_COLUMNS) into one row per key."""
+    totals: dict[Key, _Totals] = {}
+    for row in rows:
+        key = (
+            row["project_id"], row["minute"], row["category"], row["service_name"],
+            row["model"], row["provider"], row["tool"],
+        )  # fmt: skip
+        total = totals.get(key)
+        if total is None:
+            total = totals[key] = _Totals()
+        total.count += row["count"]
+        total.errors += row["error_count"]
+        total.duration_ms += row["duration_ms_sum"]
+        total.input += row["input_tokens"]
+        total.output += row["output_tokens"]
+        total.cached += row["cache_read_tokens"]
+        total.cost += row["cost_usd"]
+        sketch.merge(total.sketch, zip(row["sketch_index"], row["sketch_count"], strict=True))
+    return [_row(key, total, compacted=True) for key, total in totals.items()]
+
+
+async def append_rollups(connection: asyncpg.Connection, span_rows: list[tuple[Any, ...]]) -> None:
+    rows = rollup_rows(span_rows)
+    if rows:
+        await connection.copy_records_to_table(
+            "span_rollups", records=rows, columns=list(ROLLUP_COLUMNS)
+        )
+
+
+SPANS_HOOK = InsertHook(
+    ("project_id", "trace_id", "span_id", "start_time"),
+    append_rollups,
+    partitioned_tables=("span_rollups",),
+)

@@ -1,0 +1,81 @@
+"""Periodic jobs inside the service, each behind a PostgreSQL advisory lock.
+
+With several processes or replicas, each job runs once per interval: whoever takes the
+lock runs it, the others skip that round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.telemetry import WORKER_RUNS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    interval_s: float
+    run: Callable[[AsyncEngine], Awaitable[None]]
+
+    @property
+    def lock_id(self) -> int:
+        # Stable across processes (unlike hash()), and namespaced away from other locks.
+        return 7_340_000_000 + zlib.crc32(self.name.encode())
+
+
+async def run_once(engine: AsyncEngine, job: Job) -> bool:
+    """Run the job if no other process holds its lock; True when it ran."""
+    async with engine.connect() as connection:
+        taken = await connection.scalar(
+            text("SELECT pg_try_advisory_lock(:id)"), {"id": job.lock_id}
+        )
+        await connection.commit()
+        if not taken:
+            return False
+        try:
+            await job.run(engine)
+        finally:
+            await connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": job.lock_id})
+            await connection.commit()
+    return True
+
+
+async def run_forever(engine: AsyncEngine, job: Job, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            ran = await run_once(engine, job)
+            WORKER_RUNS.labels(job.name, "ok" if ran else "skipped").inc()
+        except Exception:  # a failed round is logged and retried next interval
+            WORKER_RUNS.labels(job.name, "failed").inc()
+            log.exception("worker job failed", extra={"job": job.name})
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=job.interval_s)
+        except TimeoutError:
+            pass
+
+
+class Workers:
+    def __init__(self, engine: AsyncEngine, jobs: list[Job]) -> None:
+        self._engine = engine
+        self._jobs = jobs
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(run_forever(self._engine, job, self._stop), name=job.name)
+            for job in self._jobs
+        ]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
