@@ -13,7 +13,16 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import errors_api, health, native, otlp_logs, otlp_metrics, otlp_traces, traces
+from app.api import (
+    dashboard,
+    errors_api,
+    health,
+    native,
+    otlp_logs,
+    otlp_metrics,
+    otlp_traces,
+    traces,
+)
 from app.api.errors import install_error_handlers
 from app.auth import DEFAULT_PROJECT, KeyStore, ensure_project
 from app.config import Settings, get_settings
@@ -170,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         traces.router,
         health.router,
         errors_api.router,
+        dashboard.router,
         native.router,
     ]
     for router in routers:

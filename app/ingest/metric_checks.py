@@ -20,6 +20,7 @@ NAME_LIMIT = 1024
 # whole COPY, so it is refused here, point by point.
 INT64_MAX = 2**63 - 1
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+UINT32_MAX = 2**32 - 1
 # The exponential histogram scales the OTLP data model defines.
 MIN_SCALE, MAX_SCALE = -10, 20
 

@@ -22,7 +22,9 @@ from app.domain.metrics import (
 )
 from app.domain.records import Resource, Scope
 from app.ingest.metric_checks import (
+    INT64_MAX,
     NAME_LIMIT,
+    UINT32_MAX,
     check_count,
     check_exponential,
     check_histogram,
@@ -180,7 +182,9 @@ def _point_json(point: Any, stream: MetricStream, limits: DecodeLimits) -> Metri
     )
     check_times(time, start, limits)
     attributes, _ = attributes_json(point.get("attributes"), limits)
-    return MetricPoint(stream, attributes, time, start, int_json(point.get("flags"), "flags"))
+    # flags is a uint32 on the wire; bounding it here keeps one point from failing the COPY.
+    flags = int_json(point.get("flags"), "flags", minimum=0, maximum=UINT32_MAX)
+    return MetricPoint(stream, attributes, time, start, flags)
 
 
 def _number_json(point: Any, stream: MetricStream, limits: DecodeLimits) -> MetricPoint:
@@ -285,13 +289,17 @@ def _exemplars_json(exemplars: Any, limits: DecodeLimits) -> list[dict[str, Any]
         if as_double is not None:
             value = float_json(as_double, "exemplar asDouble")
         elif as_int is not None:
-            value = int_json(as_int, "exemplar asInt")
+            value = int_json(as_int, "exemplar asInt", maximum=INT64_MAX)
         attributes, _ = attributes_json(
             field_json(exemplar, "filteredAttributes", "filtered_attributes"), limits
         )
         result.append(
             exemplar_record(
-                int_json(field_json(exemplar, "timeUnixNano", "time_unix_nano"), "exemplar time"),
+                int_json(
+                    field_json(exemplar, "timeUnixNano", "time_unix_nano"),
+                    "exemplar timeUnixNano",
+                    minimum=0,
+                ),
                 value,
                 id_json(
                     field_json(exemplar, "traceId", "trace_id"),

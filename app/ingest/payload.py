@@ -69,33 +69,39 @@ def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> byt
 
 
 def _inflate(data: bytes, wbits: int, max_bytes: int, name: str) -> bytes:
-    inflater = zlib.decompressobj(wbits)
+    """Inflate at most `max_bytes`, `_CHUNK` at a time; refuse truncated or trailing data.
+
+    gzip allows several members back to back (RFC 1952 §2.2); each is read in turn.
+    """
     parts: list[bytes] = []
     size = 0
+    remaining = data
     try:
-        remaining = data
         while True:
-            chunk = inflater.decompress(remaining, _CHUNK)
-            size += len(chunk)
-            if size > max_bytes:
-                raise PayloadTooLarge(
-                    f"body decompresses to more than the {max_bytes}-byte limit"
-                )
-            parts.append(chunk)
-            remaining = inflater.unconsumed_tail
-            if not remaining:
-                if inflater.eof:
-                    break
-                tail = inflater.flush(_CHUNK)
-                size += len(tail)
-                if size > max_bytes:
-                    raise PayloadTooLarge(
-                        f"body decompresses to more than the {max_bytes}-byte limit"
-                    )
-                parts.append(tail)
-                if not inflater.eof:
+            inflater = zlib.decompressobj(wbits)
+            while not inflater.eof:
+                chunk = inflater.decompress(remaining, _CHUNK)
+                consumed = len(remaining) - len(inflater.unconsumed_tail)
+                remaining = inflater.unconsumed_tail
+                if chunk:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise PayloadTooLarge(
+                            f"body decompresses to more than the {max_bytes}-byte limit"
+                        )
+                    parts.append(chunk)
+                elif not consumed and not inflater.eof:
+                    # No input left to use and no output: the stream stops short.
                     raise MalformedPayload(f"{name} body is truncated")
-                break
+            remaining = inflater.unused_data
+            if name == "gzip" and remaining[:2] == b"\x1f\x8b":
+                continue
+            # Zero padding after a gzip stream is tolerated, as gzip(1) does.
+            if remaining and (name != "gzip" or remaining.strip(b"\x00")):
+                raise MalformedPayload(
+                    f"{name} body has {len(remaining)} bytes of trailing data after its end"
+                )
+            break
     except zlib.error as error:
         raise MalformedPayload(f"body is not valid {name} data: {error}") from None
     return b"".join(parts)

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, any_, bindparam, func, select
+from sqlalchemy import BigInteger, Text, any_, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -134,8 +134,14 @@ class SeriesRegistry:
         open_names = [
             name for name in by_name if self._full_until.get((project_id, name), 0.0) <= now
         ]
-        for key in sorted({lock_key(project_id, name) for name in open_names}):
-            await connection.execute(select(func.pg_advisory_xact_lock(key)))
+        if open_names:
+            # One statement: unnest yields the sorted keys in array order and each row takes
+            # its lock before the next is read.
+            keys = sorted({lock_key(project_id, name) for name in open_names})
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) key"),
+                {"keys": keys},
+            )
 
         ids = list(unknown)
         existing = set(
@@ -155,11 +161,11 @@ class SeriesRegistry:
                 select(metric_series.c.name, func.count())
                 .where(
                     metric_series.c.project_id == project_id,
-                    metric_series.c.name.in_(open_names),
+                    metric_series.c.name == any_(bindparam("names", open_names, type_=ARRAY(Text))),
                 )
                 .group_by(metric_series.c.name)
             )
-            counts = {name: count for name, count in result.tuples()}
+            counts = {name: count for name, count in result}
 
         admitted = set(existing)
         refused: set[int] = set()

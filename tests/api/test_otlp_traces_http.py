@@ -217,6 +217,7 @@ VARIANTS: list[tuple[str, str, str | None, Callable[[bytes], bytes], Callable[..
     ("snake_case keys", JSON, None, bytes, _snake_case),
     ("gzip", JSON, "gzip", gzip_bytes, _identity),
     ("gzip uppercase", JSON, "GZIP", gzip_bytes, _identity),
+    ("gzip members", JSON, "gzip", lambda body: gzip_bytes(body[:50]) + gzip_bytes(body[50:]), _identity),
     ("deflate (zlib)", JSON, "deflate", zlib_bytes, _identity),
     ("deflate (raw)", JSON, "deflate", raw_deflate_bytes, _identity),
     ("identity", JSON, "identity", bytes, _identity),
