@@ -164,7 +164,9 @@ def value_pb(value: Any) -> common_pb2.AnyValue:
 
 
 def attributes_pb(attributes: dict[str, Any]) -> list[common_pb2.KeyValue]:
-    return [common_pb2.KeyValue(key=key, value=value_pb(value)) for key, value in attributes.items()]
+    return [
+        common_pb2.KeyValue(key=key, value=value_pb(value)) for key, value in attributes.items()
+    ]
 
 
 def span_pb(span: SpanSpec) -> trace_pb2.Span:
@@ -254,7 +256,9 @@ async def project_id(db: asyncpg.Connection, name: str) -> int:
     return int(value)
 
 
-async def stored_span_ids(db: asyncpg.Connection, project: str, trace_ids: Iterable[str]) -> list[str]:
+async def stored_span_ids(
+    db: asyncpg.Connection, project: str, trace_ids: Iterable[str]
+) -> list[str]:
     """Hex span ids stored for these traces in `project`, one entry per row (duplicates kept)."""
     rows = await db.fetch(
         "SELECT span_id FROM spans WHERE project_id = $1 AND trace_id = ANY($2::bytea[])",

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -118,6 +119,9 @@ logs = Table(
     Column("flags", BigInteger, nullable=False),
     Column("event_name", Text, nullable=False),
     Column("dropped_attributes_count", Integer, nullable=False),
+    # Tie-breaker for keyset paging (time, id); filled by its sequence default, so COPY
+    # leaves it out (see LOG_COLUMNS and migration 0003).
+    Column("id", BigInteger, server_default=text("nextval('logs_id_seq')")),
     postgresql_partition_by="RANGE (time)",
 )
 
@@ -207,7 +211,7 @@ error_events = Table(
     postgresql_partition_by="RANGE (time)",
 )
 
-LOG_COLUMNS: tuple[str, ...] = tuple(column.name for column in logs.columns)
+LOG_COLUMNS: tuple[str, ...] = tuple(column.name for column in logs.columns if column.name != "id")
 METRIC_POINT_COLUMNS: tuple[str, ...] = tuple(column.name for column in metric_points.columns)
 ERROR_EVENT_COLUMNS: tuple[str, ...] = tuple(column.name for column in error_events.columns)
 

@@ -58,7 +58,7 @@ def decode_traces_protobuf(body: bytes, limits: DecodeLimits) -> DecodedBatch:
             for span in scope_spans.spans:
                 try:
                     batch.items.append(_span_pb(span, resource, scope, limits))
-                except InvalidItem as problem:
+                except (InvalidItem, MalformedPayload) as problem:
                     batch.reject(_describe(span.name, span.span_id.hex(), problem))
     return batch
 
@@ -136,7 +136,7 @@ def decode_traces_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
                 field_json(resource_spans, "schemaUrl", "schema_url", ""),
                 limits,
             )
-        except InvalidItem as problem:
+        except (InvalidItem, MalformedPayload) as problem:
             for scope_spans in scopes:
                 for _ in as_list(as_dict(scope_spans, "scopeSpans[]").get("spans"), "spans"):
                     batch.reject(f"resource: {problem}")
@@ -150,7 +150,7 @@ def decode_traces_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
                     field_json(scope_spans, "schemaUrl", "schema_url", ""),
                     limits,
                 )
-            except InvalidItem as problem:
+            except (InvalidItem, MalformedPayload) as problem:
                 for _ in spans:
                     batch.reject(f"scope: {problem}")
                 continue

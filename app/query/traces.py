@@ -1,7 +1,37 @@
-"""Reading traces: one trace by id with all its spans.
+"""Reading traces: one trace by id with all its spans, and trace search.
 
-Contract: spans are ordered by start time (then span id); a trace id unknown in the
-caller's project is `None` (the API answers 404), whatever other projects hold.
+Contract of `get_trace`: spans are ordered by start time (then span id); a trace id
+unknown in the caller's project is `None` (the API answers 404), whatever other projects
+hold.
+
+Contract of `search_traces`:
+
+- Position and order. A trace's position is `(start_time, trace_id)` of its root span
+  (the span stored without a parent); results are newest first, ties broken by trace id
+  descending. Both parts are immutable once the root is stored, which is what lets a
+  cursor resume exactly: paging never skips a trace that was listed when paging started
+  and never repeats one, however much data arrives meanwhile. Traces that arrive during
+  paging are listed only if their position falls after the cursor's (a late root with an
+  old start time); new traces appear on a new first page.
+- Traces without a stored root (its spans still in flight, or a caller that is not
+  instrumented) are not listed, because their position is not known yet; they are readable
+  by id (`get_trace`, which then takes the earliest orphan as root) and through log links.
+  A trace with several parentless spans is listed once, at its earliest root (start time,
+  then span id) - the same root `get_trace` reports; should an even earlier root arrive
+  while a client pages, that trace moves and may be listed twice. Only malformed traces
+  can do this.
+- Matching. `start..end` bounds the root's start time. A trace matches when one of its
+  spans that started in `start..end` matches every span filter at once (service, name,
+  status, duration, attributes), as Jaeger's reader does; without span filters every
+  rooted trace in the window matches. Attribute values are compared as text and, when the
+  text is a JSON number or boolean, also as that value (`attr.http.status_code=200`
+  matches the int 200 and the string "200").
+- Summary. `start_time`, `duration_ms`, `span_count` and `error_count` cover all spans of
+  the trace stored so far, in any time, exactly as `get_trace` computes them.
+- Limits. `limit` is 1..MAX_TRACE_LIMIT (the API refuses more); a page shorter than
+  `limit`, or one with `next_cursor` null, is the last. With a cursor, the time window is
+  the one the first page resolved, and the filters must be the first page's (else
+  InvalidCursor). An unknown service or attribute is not an error: it matches nothing.
 """
 
 from __future__ import annotations

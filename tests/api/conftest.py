@@ -1,4 +1,4 @@
-"""Fixtures for the API tests: a key for the test's project and HTTP clients on the shared collector."""
+"""API test fixtures: a key for the test's project and HTTP clients of the shared collector."""
 
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,9 +13,7 @@ import pytest
 from otlp_testkit import (
     PROTOBUF,
     SpanSpec,
-    new_span_id,
     new_trace_id,
-    now_ns,
     simple_span,
     stored_span_ids,
     traces_json,
@@ -108,6 +105,9 @@ class _Outcomes:
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set once this many requests were acknowledged: time to pull the plug.
+    target: int = 150
+    enough: threading.Event = field(default_factory=threading.Event)
 
 
 def _stream(url: str, key: str, outcomes: _Outcomes, stop: threading.Event) -> None:
@@ -134,6 +134,8 @@ def _stream(url: str, key: str, outcomes: _Outcomes, stop: threading.Event) -> N
                 if response.status_code == 200:
                     outcomes.acked.append([span.span_id for span in spans])
                     outcomes.acked_traces.append(trace_id)
+                    if len(outcomes.acked) >= outcomes.target:
+                        outcomes.enough.set()
                 else:
                     outcomes.failed_traces.append(trace_id)
 
@@ -154,9 +156,7 @@ async def test_sigkill_loses_no_acknowledged_span(
     ]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 30
-    while len(outcomes.acked) < 150 and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    assert await asyncio.to_thread(outcomes.enough.wait, 30)
     victim.kill()
     stop.set()
     for thread in threads:
@@ -175,7 +175,7 @@ async def test_sigkill_loses_no_acknowledged_span(
         f"statuses {outcomes.statuses}); {len(in_flight_stored)} spans of failed requests "
         "were committed anyway"
     )
-    assert len(outcomes.acked) >= 150
+    assert len(outcomes.acked) >= outcomes.target
     # Every thread's last request met the dead collector.
     assert outcomes.errors == len(threads)
     assert stored == acked_spans

@@ -71,11 +71,15 @@ async def test_request_id_is_echoed(anonymous: httpx.AsyncClient) -> None:
     assert len(generated.headers["x-request-id"]) == 32
 
 
-async def test_metrics_count_ingest(client: httpx.AsyncClient, anonymous: httpx.AsyncClient) -> None:
+async def test_metrics_count_ingest(
+    client: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
     before = await _scrape(anonymous)
 
     old = simple_span(age_ns=30 * DAY_NS)
-    response = await client.post("/v1/traces", json=traces_json([simple_span(), simple_span(), old]))
+    response = await client.post(
+        "/v1/traces", json=traces_json([simple_span(), simple_span(), old])
+    )
     assert response.status_code == 200, response.text
     assert int(response.json()["partialSuccess"]["rejectedSpans"]) == 1
     response = await client.post(
@@ -104,12 +108,16 @@ async def test_metrics_count_ingest(client: httpx.AsyncClient, anonymous: httpx.
         before, "telemetry_writer_batch_rows_count"
     )
     route_count = "telemetry_http_request_duration_seconds_count"
-    assert _total(after, route_count, route="/v1/traces", status="2xx") - _total(
-        before, route_count, route="/v1/traces", status="2xx"
-    ) == 2
-    assert _total(after, route_count, route="/v1/traces", status="4xx") - _total(
-        before, route_count, route="/v1/traces", status="4xx"
-    ) == 1
+    assert (
+        _total(after, route_count, route="/v1/traces", status="2xx")
+        - _total(before, route_count, route="/v1/traces", status="2xx")
+        == 2
+    )
+    assert (
+        _total(after, route_count, route="/v1/traces", status="4xx")
+        - _total(before, route_count, route="/v1/traces", status="4xx")
+        == 1
+    )
 
 
 async def test_metrics_pass_promtool(anonymous: httpx.AsyncClient) -> None:
@@ -173,7 +181,9 @@ async def test_metrics_add_up_across_workers(
                     protocol="json",
                     outcome="ok",
                 ),
-                _value(samples, "telemetry_ingest_items_total", signal="traces", outcome="accepted"),
+                _value(
+                    samples, "telemetry_ingest_items_total", signal="traces", outcome="accepted"
+                ),
             )
         )
     # Whichever worker answers the scrape, it reports the sum over both processes.

@@ -110,7 +110,9 @@ async def test_mixed_batch_stores_the_valid_spans(
 
 
 @pytest.mark.parametrize("encoding", ["json", "protobuf"])
-@pytest.mark.parametrize("case", range(6), ids=lambda index: _invalid_spans("0" * 32)[index][0].name)
+@pytest.mark.parametrize(
+    "case", range(6), ids=lambda index: _invalid_spans("0" * 32)[index][0].name
+)
 async def test_each_rejection_says_why(
     client: httpx.AsyncClient,
     db: asyncpg.Connection,
@@ -178,9 +180,7 @@ async def test_32_base64_characters_are_not_misread_as_hex(
         (lambda span: span.update(events="not a list"), "events"),
         (lambda span: span.update(endTimeUnixNano=str(2**64 - 1)), "endTimeUnixNano"),
         (
-            lambda span: span.update(
-                attributes=[{"key": "n", "value": {"intValue": str(2**70)}}]
-            ),
+            lambda span: span.update(attributes=[{"key": "n", "value": {"intValue": str(2**70)}}]),
             "intValue",
         ),
         (
@@ -192,9 +192,7 @@ async def test_32_base64_characters_are_not_misread_as_hex(
         (lambda span: span.update(status={"code": 99}), "status.code"),
         (lambda span: span.update(flags=2**70), "flags"),
         (
-            lambda span: span.update(
-                attributes=[{"key": "b", "value": {"boolValue": "no"}}]
-            ),
+            lambda span: span.update(attributes=[{"key": "b", "value": {"boolValue": "no"}}]),
             "boolValue",
         ),
     ],

@@ -221,7 +221,9 @@ async def test_sdk_trace_round_trip(
     )
     assert sum(count for count, _ in exported.results) == 3
     by_name = {span.name: span for span in exported.spans}
-    root, child, grandchild = (by_name[name] for name in ("POST /chat", "chat completion", "parse reply"))
+    root, child, grandchild = (
+        by_name[name] for name in ("POST /chat", "chat completion", "parse reply")
+    )
 
     trace = await _read(client, exported.trace_id)
     assert trace["trace_id"] == exported.trace_id
@@ -249,9 +251,12 @@ async def test_sdk_trace_round_trip(
         ("error", "could not parse the reply"),
     ]
     # Durations are nested as the SDK measured them.
-    assert stored_root["duration_ms"] > stored_child["duration_ms"] > stored_grandchild[
-        "duration_ms"
-    ] >= 10
+    assert (
+        stored_root["duration_ms"]
+        > stored_child["duration_ms"]
+        > stored_grandchild["duration_ms"]
+        >= 10
+    )
 
     # The resource, with the SDK's own telemetry.sdk.* attributes.
     assert stored_root["resource"]["service.version"] == "2.3.1"

@@ -544,3 +544,25 @@ def test_limit_messages_lead_and_count_all_their_points() -> None:
     only_grouped = MetricBatch(items=[])
     only_grouped.reject_points("metric 'b' ...", 2)
     assert only_grouped.error_message() == "metric 'b' ..."
+
+
+def test_json_values_postgres_cannot_hold_are_rejected_per_point() -> None:
+    good = {"timeUnixNano": str(NOW), "asDouble": 1}
+    document = _json(
+        {
+            "name": "g",
+            "gauge": {
+                "dataPoints": [
+                    {**good, "flags": str(2**32)},
+                    {**good, "exemplars": [{"asInt": str(2**63)}]},
+                    {**good, "exemplars": [{"timeUnixNano": "-1"}]},
+                    good,
+                ]
+            },
+        }
+    )
+    batch = decode_metrics_json(document, LIMITS)
+    assert len(batch.items) == 1 and batch.rejected == 3
+    assert batch.messages[0].startswith("metric 'g': flags 4294967296 is out of range")
+    assert batch.messages[1].startswith("metric 'g': exemplar asInt 9223372036854775808 is out")
+    assert batch.messages[2].startswith("metric 'g': exemplar timeUnixNano -1 is out of range")

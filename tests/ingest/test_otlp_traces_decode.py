@@ -9,8 +9,15 @@ import pytest
 from otlp_testkit import SpanSpec, new_span_id, new_trace_id, traces_json, traces_pb
 
 from app.domain.records import SpanRecord
-from app.ingest.otlp_common import DecodeLimits, InvalidItem, MalformedPayload
-from app.ingest.otlp_common import enum_json, id_json, id_pb, int_json
+from app.ingest.otlp_common import (
+    DecodeLimits,
+    InvalidItem,
+    MalformedPayload,
+    enum_json,
+    id_json,
+    id_pb,
+    int_json,
+)
 from app.ingest.otlp_traces import (
     SPAN_KINDS,
     decode_traces_json,
@@ -222,7 +229,14 @@ def test_error_message_shows_five_reasons_and_counts_the_rest() -> None:
 
 @pytest.mark.parametrize(
     "document",
-    [[], "text", 3, {"resourceSpans": {}}, {"resourceSpans": ["x"]}, {"resourceSpans": [{"scopeSpans": 1}]}],
+    [
+        [],
+        "text",
+        3,
+        {"resourceSpans": {}},
+        {"resourceSpans": ["x"]},
+        {"resourceSpans": [{"scopeSpans": 1}]},
+    ],
 )
 def test_malformed_documents(document: Any) -> None:
     with pytest.raises(MalformedPayload):
@@ -247,7 +261,15 @@ def test_empty_inputs_decode_to_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("123", 123), (123, 123), (123.0, 123), ("-5", -5), (None, 0), ("", 0), (str(2**64 - 1), 2**64 - 1)],
+    [
+        ("123", 123),
+        (123, 123),
+        (123.0, 123),
+        ("-5", -5),
+        (None, 0),
+        ("", 0),
+        (str(2**64 - 1), 2**64 - 1),
+    ],
 )
 def test_int_json(value: Any, expected: int) -> None:
     assert int_json(value, "field") == expected
