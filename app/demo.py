@@ -1,4 +1,4 @@
-"""`telemetry-collector demo`: an hour of realistic assistant telemetry through the OpenTelemetry SDK.
+"""`telemetry-collector demo`: an hour of realistic assistant telemetry through the OTel SDK.
 
 Conversations become traces (a SERVER turn, an agent loop, LLM calls on several models
 with token usage, tool executions, a few failures with exceptions and retries), with logs

@@ -442,7 +442,7 @@ def test_json_structure_errors_are_malformed() -> None:
         decode_metrics_json([], LIMITS)
 
 
-# ---------------------------------------------------------------- series identity
+# ---------------------------------------------------------------- series ids and rows
 
 
 def _stream_point(**attributes: Any) -> MetricPoint:
@@ -470,49 +470,6 @@ def _stream_point(**attributes: Any) -> MetricPoint:
     return _only(decode_metrics_json(document, LIMITS))
 
 
-def test_series_id_is_pinned_signed_64_bit_and_order_independent() -> None:
-    point = _stream_point(method="GET", route="/chat")
-    reordered = _stream_point(route="/chat", method="GET")
-    identity = series_id_of(point.stream, point.attributes)
-    # Pinned: ids are stored in metric_series, so neither the canonical form nor the hash
-    # may change between releases.
-    canonical = (
-        b'{"attributes":{"method":"GET","route":"/chat"},"monotonic":true,'
-        b'"name":"http.requests","resource":{"service.name":"checkout"},'
-        b'"scope":{"name":"assistant.meter","version":""},"temporality":2,"type":"sum","unit":"1"}'
-    )
-    assert canonical_json(identity_document(reordered.stream, reordered.attributes)) == canonical
-    digest = hashlib.blake2b(canonical, digest_size=8).digest()
-    assert identity == int.from_bytes(digest, "big", signed=True) == -8767232860777568469
-    assert identity == series_id_of(reordered.stream, reordered.attributes)
-    tail = stream_identity_tail(point.stream)
-    assert b'{"attributes":' + canonical_json(point.attributes) + tail == canonical_json(
-        identity_document(point.stream, point.attributes)
-    )
-
-
-def test_series_id_depends_on_identity_but_not_description() -> None:
-    point = _stream_point(method="GET")
-    base = series_id_of(point.stream, point.attributes)
-    assert series_id_of(point.stream, {"method": "POST"}) != base
-    changes: list[tuple[str, Any]] = [
-        ("name", "other"),
-        ("type", "gauge"),
-        ("unit", "ms"),
-        ("temporality", 1),
-        ("is_monotonic", False),
-    ]
-    for field, value in changes:
-        original = getattr(point.stream, field)
-        setattr(point.stream, field, value)
-        assert series_id_of(point.stream, point.attributes) != base, field
-        setattr(point.stream, field, original)
-    point.stream.description = "another description"
-    assert series_id_of(point.stream, point.attributes) == base
-    point.stream.scope.version = "9"
-    assert series_id_of(point.stream, point.attributes) != base
-
-
 def test_assign_series_hashes_each_attribute_set_once_per_request() -> None:
     registry = SeriesRegistry(None, 10)  # type: ignore[arg-type]  # no database needed here
     points = [_stream_point(method="GET"), _stream_point(method="GET"), _stream_point(method="PUT")]
@@ -528,22 +485,6 @@ def test_point_rows_skip_a_repeated_series_instant() -> None:
     part = metric_point_rows(3, [first, second])
     assert part.table == "metric_points" and len(part.rows) == 1
     assert part.rows[0][:2] == (3, 11) and part.rows[0][-1] == 0
-
-
-def test_limit_messages_lead_and_count_all_their_points() -> None:
-    batch = MetricBatch(items=[])
-    for index in range(6):
-        batch.reject(f"bad {index}")
-    batch.reject_points("metric 'a' has reached the 3-series limit; 4 points ...", 4)
-    assert batch.rejected == 10
-    # The grouped message, four single ones, and the two singles not shown.
-    assert batch.error_message() == (
-        "metric 'a' has reached the 3-series limit; 4 points ...; "
-        "bad 0; bad 1; bad 2; bad 3; and 2 more"
-    )
-    only_grouped = MetricBatch(items=[])
-    only_grouped.reject_points("metric 'b' ...", 2)
-    assert only_grouped.error_message() == "metric 'b' ..."
 
 
 def test_json_values_postgres_cannot_hold_are_rejected_per_point() -> None:
