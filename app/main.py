@@ -17,10 +17,12 @@ from app.api import (
     dashboard,
     errors_api,
     health,
+    logs_api,
     native,
     otlp_logs,
     otlp_metrics,
     otlp_traces,
+    services_api,
     traces,
 )
 from app.api.errors import install_error_handlers
@@ -181,6 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         errors_api.router,
         dashboard.router,
         native.router,
+        logs_api.router,
+        services_api.router,
     ]
     for router in routers:
         app.include_router(router)

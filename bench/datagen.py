@@ -179,3 +179,121 @@ def _request(spans: list[tuple[str, trace_pb2.Span]]) -> trace_service_pb2.Expor
         scope_spans.scope.version = "0.9.0"
         scope_spans.spans.extend(items)
     return request
+
+
+LOG_LINES = (
+    "tool {tool} finished in {ms} ms with exit code 0",
+    "retrying {model} after rate limit, attempt {n}",
+    "context window at {n}% for session {session}",
+    "applied patch to src/billing/invoice.py ({n} hunks)",
+    "test run failed: 3 failed, {n} passed in tests/test_orders.py",
+    "user {user} asked to refactor the retry helper",
+    "cache miss for embedding of chunk {n}, fetching from vector store",
+    "timeout while calling {model}: no response after {ms} ms",
+)
+
+
+def log_batches(
+    total: int, batch_size: int = 512, seed: int = 5, end_ns: int | None = None,
+    spread_s: float = 3600.0,
+) -> Iterator[object]:
+    """ExportLogsServiceRequests of `batch_size` assistant log records over `spread_s`."""
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    from opentelemetry.proto.logs.v1 import logs_pb2
+
+    rng = random.Random(seed)
+    end_ns = end_ns or time.time_ns()
+    made = 0
+    while made < total:
+        request = logs_service_pb2.ExportLogsServiceRequest()
+        resource_logs = request.resource_logs.add()
+        service = SERVICES[rng.randrange(len(SERVICES))]
+        resource_logs.resource.attributes.extend(
+            [_kv("service.name", service), _kv("deployment.environment.name", "production")]
+        )
+        scope_logs = resource_logs.scope_logs.add()
+        scope_logs.scope.name = "assistant.logging"
+        for _ in range(min(batch_size, total - made)):
+            severity = rng.choice((9, 9, 9, 9, 13, 17, 5))
+            line = rng.choice(LOG_LINES).format(
+                tool=rng.choice(TOOLS), ms=rng.randint(5, 30000), n=rng.randint(1, 99),
+                model=rng.choice(MODELS)[1], session=rng.randint(1, 5000),
+                user=rng.randint(1, 500),
+            )
+            when = end_ns - int(rng.random() * spread_s * 1e9) - 10**9
+            scope_logs.log_records.append(
+                logs_pb2.LogRecord(
+                    time_unix_nano=when,
+                    observed_time_unix_nano=when + 1000,
+                    severity_number=severity,
+                    severity_text={5: "DEBUG", 9: "INFO", 13: "WARN", 17: "ERROR"}[severity],
+                    body=common_pb2.AnyValue(string_value=line),
+                    attributes=[_kv("session.id", f"s-{rng.randint(1, 5000)}"),
+                                _kv("code.function.name", "agent.step")],
+                    trace_id=rng.randbytes(16),
+                    span_id=rng.randbytes(8),
+                )
+            )
+            made += 1
+        yield request
+
+
+def metric_batches(
+    total: int, batch_size: int = 512, seed: int = 9, end_ns: int | None = None
+) -> Iterator[object]:
+    """ExportMetricsServiceRequests: gauges, cumulative sums and histograms, 512 points each.
+
+    Series repeat across batches (5 services x 4 models x a few metrics), so after the
+    first batches every point belongs to a known series, as in a steady-state deployment.
+    """
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+    from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+    rng = random.Random(seed)
+    end_ns = end_ns or time.time_ns()
+    made = 0
+    step = 0
+    bounds = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+    while made < total:
+        step += 1
+        request = metrics_service_pb2.ExportMetricsServiceRequest()
+        resource_metrics = request.resource_metrics.add()
+        service = SERVICES[step % len(SERVICES)]
+        resource_metrics.resource.attributes.append(_kv("service.name", service))
+        scope = resource_metrics.scope_metrics.add()
+        scope.scope.name = "assistant.metrics"
+        # Each batch is one collection cycle: later cycles are newer, one point per series.
+        when = end_ns - 3_600 * 10**9 + step * 1_000_000
+        in_batch = min(batch_size, total - made)
+        per_kind = max(1, in_batch // 3)
+        kinds = [("gen_ai.client.token.usage", "sum"), ("assistant.queue.depth", "gauge"),
+                 ("gen_ai.client.operation.duration", "histogram")]
+        for index, (name, kind) in enumerate(kinds):
+            count = per_kind if index < 2 else in_batch - 2 * per_kind
+            metric = scope.metrics.add(name=name, unit="1")
+            if kind == "sum":
+                metric.sum.aggregation_temporality = 2
+                metric.sum.is_monotonic = True
+                points = metric.sum.data_points
+            elif kind == "gauge":
+                points = metric.gauge.data_points
+            else:
+                metric.histogram.aggregation_temporality = 2
+                points = metric.histogram.data_points
+            for series in range(count):
+                attributes = [_kv("gen_ai.request.model", MODELS[series % 4][1]),
+                              _kv("worker", f"w{series}")]
+                if kind == "histogram":
+                    counts = [rng.randint(0, 50) for _ in range(len(bounds) + 1)]
+                    points.add(
+                        start_time_unix_nano=end_ns - 7_200 * 10**9, time_unix_nano=when,
+                        attributes=attributes, count=sum(counts), sum=float(sum(counts) * 300),
+                        bucket_counts=counts, explicit_bounds=bounds,
+                    )
+                else:
+                    points.add(
+                        start_time_unix_nano=end_ns - 7_200 * 10**9, time_unix_nano=when,
+                        attributes=attributes, as_double=float(step * 10 + series),
+                    )
+        made += in_batch
+        yield request

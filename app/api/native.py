@@ -20,19 +20,23 @@ from app.api.deps import authorize, get_services
 from app.api.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, TooManyRequests
 from app.api.errors import UnsupportedMediaType as UnsupportedMediaTypeError
 from app.api.otlp import decode_limits
+from app.domain.metrics import MetricBatch
 from app.ingest import payload
 from app.ingest.native import (
     NativeBatch,
     NativeError,
     NativeLog,
+    NativeMetric,
     NativeSpan,
     decode_native_errors,
     decode_native_logs,
+    decode_native_metrics,
     decode_native_spans,
 )
 from app.ingest.otlp_common import MalformedPayload
 from app.ingest.store import store_errors, store_spans
 from app.ingest.store_logs import store_logs
+from app.ingest.store_metrics import store_metric_points
 from app.ingest.writer import DatabaseUnavailable, WriteRejected, WriterSaturated
 from app.services import Services
 from app.telemetry import INGEST_ITEMS, INGEST_REQUESTS
@@ -120,6 +124,23 @@ _LOGS_EXAMPLE = {
         }
     ]
 }
+_METRICS_EXAMPLE = {
+    "metrics": [
+        {
+            "name": "assistant.tool.runs",
+            "type": "counter",
+            "value": 1,
+            "service": "assistant",
+            "attributes": {"tool": "run_tests", "outcome": "ok"},
+        },
+        {
+            "name": "assistant.context.tokens",
+            "type": "histogram",
+            "value": 18250,
+            "unit": "{token}",
+        },
+    ]
+}
 _ERRORS_EXAMPLE = {
     "errors": [
         {
@@ -179,6 +200,41 @@ async def ingest_logs(request: Request) -> dict[str, Any]:
         await store_logs(services.writer, services.enricher, project_id, items)
 
     _, answer = await ingest(request, "logs", decode, store)
+    return answer
+
+
+@router.post(
+    "/metrics",
+    summary="Ingest metric values (native JSON)",
+    openapi_extra=request_body(NativeMetric, "metrics", _METRICS_EXAMPLE),
+)
+async def ingest_metrics(request: Request) -> dict[str, Any]:
+    def decode(document: Any, services: Services) -> NativeBatch:
+        limits = decode_limits(services, "retention_metrics")
+        return decode_native_metrics(document, limits, time.time_ns())
+
+    refused: list[tuple[int, Any]] = []
+
+    async def store(services: Services, project_id: int, items: list[Any]) -> None:
+        # Points of new series past the per-metric limit leave `metrics.items`.
+        metrics = MetricBatch(items=list(items))
+        await store_metric_points(
+            services.writer, services.enricher, services.series, project_id, metrics
+        )
+        kept = {id(point) for point in metrics.items}
+        refused.extend((index, point) for index, point in enumerate(items) if id(point) not in kept)
+
+    batch, answer = await ingest(request, "metrics", decode, store)
+    limit = get_services(request).settings.max_series_per_metric
+    for position, point in refused:
+        answer["accepted"] -= 1
+        answer["rejected"].append(
+            {
+                "index": batch.indexes[position],
+                "reason": f"metric {point.stream.name!r} has reached the {limit}-series limit",
+            }
+        )
+    answer["rejected"].sort(key=lambda item: item["index"])
     return answer
 
 

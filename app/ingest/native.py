@@ -20,6 +20,15 @@ from pydantic import (
 
 from app.domain.errors import MESSAGE_KEY, STACKTRACE_KEY, TYPE_KEY, ErrorEvent, make_error_event
 from app.domain.logs import LEVEL_FLOOR, LogRecord
+from app.domain.metrics import (
+    GAUGE,
+    HISTOGRAM,
+    SUM,
+    TEMPORALITY_DELTA,
+    TEMPORALITY_UNSPECIFIED,
+    MetricPoint,
+    MetricStream,
+)
 from app.domain.records import DecodedBatch, Resource, Scope, SpanRecord
 from app.domain.times import parse_time, unix_nano
 from app.ingest.otlp_common import DecodeLimits, InvalidItem, MalformedPayload
@@ -128,6 +137,29 @@ class NativeLog(_Item):
     error: NativeLogError | None = None
 
 
+class NativeMetric(_Item):
+    name: str = Field(min_length=1, max_length=255)
+    type: Literal["counter", "gauge", "histogram"]
+    value: float
+    timestamp: Time | None = None
+    unit: str = Field(default="", max_length=63)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    service: str = Field(default="unknown_service", min_length=1, max_length=256)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("value must be a finite number")
+        return value
+
+
+# The OpenTelemetry SDKs' default explicit bucket bounds, so native histograms line up
+# with what instrumented clients send.
+DEFAULT_BOUNDS = [0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0,
+                  2500.0, 5000.0, 7500.0, 10000.0]  # fmt: skip
+
+
 _KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 _STATUS = {"unset": 0, "ok": 1, "error": 2}
 
@@ -228,6 +260,64 @@ def _log(item: NativeLog, resource: Resource, limits: DecodeLimits) -> LogRecord
         scope=NATIVE_SCOPE,
         trace_id=_hex_id(item.trace_id, "trace_id", 16) if item.trace_id else None,
         span_id=_hex_id(item.span_id, "span_id", 8) if item.span_id else None,
+    )
+
+
+def decode_native_metrics(document: Any, limits: DecodeLimits, now_unix_nano: int) -> NativeBatch:
+    """A `counter` is a monotonic delta sum; a `histogram` value is one observation."""
+    batch = NativeBatch()
+    streams: dict[tuple[str, str, str, str], MetricStream] = {}
+    for index, raw in enumerate(items_of(document, "metrics")):
+        try:
+            item = NativeMetric.model_validate(raw)
+            key = (item.service, item.name, item.type, item.unit)
+            stream = streams.get(key)
+            if stream is None:
+                stream = streams[key] = _stream(item)
+            batch.accept(index, _point(item, stream, limits, now_unix_nano))
+        except (ValidationError, InvalidItem, ValueError) as problem:
+            batch.reject_index(index, reason(problem))
+    return batch
+
+
+def _stream(item: NativeMetric) -> MetricStream:
+    kind = {"counter": SUM, "gauge": GAUGE, "histogram": HISTOGRAM}[item.type]
+    return MetricStream(
+        name=item.name,
+        type=kind,
+        unit=item.unit,
+        description="",
+        temporality=TEMPORALITY_UNSPECIFIED if kind == GAUGE else TEMPORALITY_DELTA,
+        is_monotonic=item.type == "counter",
+        resource=Resource({"service.name": item.service}),
+        scope=NATIVE_SCOPE,
+    )
+
+
+def _point(
+    item: NativeMetric, stream: MetricStream, limits: DecodeLimits, now_unix_nano: int
+) -> MetricPoint:
+    moment = _nanos(item.timestamp, "timestamp") if item.timestamp is not None else now_unix_nano
+    limits.check_time(moment, "timestamp")
+    attributes = _bounded_attributes(item.attributes, limits)
+    if item.type == "counter":
+        if item.value < 0:
+            raise InvalidItem("a counter value must not be negative")
+        return MetricPoint(stream, attributes, moment, value=item.value)
+    if item.type == "gauge":
+        return MetricPoint(stream, attributes, moment, value=item.value)
+    counts = [0] * (len(DEFAULT_BOUNDS) + 1)
+    counts[sum(1 for bound in DEFAULT_BOUNDS if item.value > bound)] = 1
+    return MetricPoint(
+        stream,
+        attributes,
+        moment,
+        count=1,
+        sum=item.value,
+        min=item.value,
+        max=item.value,
+        explicit_bounds=list(DEFAULT_BOUNDS),
+        bucket_counts=counts,
     )
 
 

@@ -28,6 +28,7 @@ VERSION = 1
 MAX_CURSOR_CHARS = 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+NOT_A_CURSOR = "cursor is not valid; pass next_cursor from the previous page unchanged"
 
 
 class InvalidCursor(ValueError):
@@ -78,16 +79,14 @@ def decode_cursor(text: str, *, kind: str, filters: str, tie_type: type) -> Curs
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         document = json.loads(raw)
     except (binascii.Error, ValueError):
-        raise InvalidCursor(
-            "cursor is not valid; pass next_cursor from the previous page unchanged"
-        ) from None
+        raise InvalidCursor(NOT_A_CURSOR) from None
     if not isinstance(document, dict) or document.get("v") != VERSION:
-        raise InvalidCursor("cursor is not valid; pass next_cursor from the previous page unchanged")
+        raise InvalidCursor(NOT_A_CURSOR)
     if document.get("k") != kind:
         raise InvalidCursor(f"cursor was not issued by the {kind} search")
     position, window = document.get("p"), document.get("w")
     if not (_pair(position, int, tie_type) and _pair(window, int, int)):
-        raise InvalidCursor("cursor is not valid; pass next_cursor from the previous page unchanged")
+        raise InvalidCursor(NOT_A_CURSOR)
     if document.get("f") != filters:
         raise InvalidCursor(
             "cursor was issued for other filters; keep the filters of the first page, "

@@ -36,14 +36,30 @@ Contract of `search_traces`:
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, func, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import spans
 from app.domain.records import SPAN_KIND_NAMES, STATUS_ERROR, STATUS_NAMES
+from app.query.cursor import (
+    NOT_A_CURSOR,
+    Cursor,
+    InvalidCursor,
+    decode_cursor,
+    encode_cursor,
+    filters_digest,
+)
+
+MAX_TRACE_LIMIT = 100
+# A JSON number as RFC 8259 writes it: `007`, `1.`, `inf` or `nan` stay text only.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 _SPAN_FIELDS = (
     spans.c.span_id,
@@ -145,13 +161,195 @@ def _span(row: Any) -> dict[str, Any]:
         "attributes": row.attributes,
         "resource": row.resource_attributes,
         "scope": row.scope,
-        "events": [
-            {**event, "time": _iso_nano(event["time_unix_nano"])} for event in row.events
-        ],
+        "events": [{**event, "time": _iso_nano(event["time_unix_nano"])} for event in row.events],
         "links": row.links,
         "trace_state": row.trace_state,
         "gen_ai": genai,
         "dropped_attributes_count": row.dropped_attributes_count,
         "dropped_events_count": row.dropped_events_count,
         "dropped_links_count": row.dropped_links_count,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SpanFilters:
+    """Span-level filters: a trace matches when one of its spans matches all of them."""
+
+    service: str | None = None
+    name: str | None = None
+    status: str | None = None
+    min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    def digest(self) -> str:
+        return filters_digest(
+            {
+                "service": self.service,
+                "name": self.name,
+                "status": self.status,
+                "min_duration_ms": self.min_duration_ms,
+                "max_duration_ms": self.max_duration_ms,
+                "attributes": sorted(self.attributes),
+            }
+        )
+
+    def conditions(self, table: Any) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.service:
+            found.append(table.c.service_name == self.service)
+        if self.name:
+            found.append(table.c.name == self.name)
+        if self.status:
+            found.append(table.c.status_code == STATUS_NAMES.index(self.status))
+        if self.min_duration_ms is not None:
+            found.append(table.c.duration_ns >= _nanos(self.min_duration_ms, ROUND_CEILING))
+        if self.max_duration_ms is not None:
+            found.append(table.c.duration_ns <= _nanos(self.max_duration_ms, ROUND_FLOOR))
+        found.extend(attribute_condition(table.c.attributes, k, v) for k, v in self.attributes)
+        return found
+
+
+def _nanos(milliseconds: float, rounding: str) -> int:
+    # Decimal of the text form: 0.1 ms is exactly 100000 ns, not 100000.00000000001.
+    exact = Decimal(str(milliseconds)) * 1_000_000
+    return int(exact.to_integral_value(rounding=rounding))
+
+
+def attribute_condition(column: Any, key: str, value: str) -> ColumnElement[bool]:
+    """`column` (jsonb) holds `key` equal to `value`, as text or as the JSON scalar it spells.
+
+    jsonb containment (`@>`) with bound JSON documents: keys and values never reach the SQL
+    text, and a jsonb_path_ops GIN index can answer it. Numbers compare by value (200 and
+    200.0 are equal in jsonb).
+    """
+    forms: list[Any] = [value]
+    if value in ("true", "false"):
+        forms.append(value == "true")
+    elif _JSON_NUMBER.fullmatch(value):
+        forms.append(json.loads(value))
+    return or_(*(column.contains({key: form}) for form in forms))
+
+
+def _trace_id_of(tie: str | int) -> bytes:
+    try:
+        raw = bytes.fromhex(str(tie))
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:
+        raise InvalidCursor(NOT_A_CURSOR)
+    return raw
+
+
+async def search_traces(
+    engine: AsyncEngine,
+    project_id: int,
+    filters: SpanFilters,
+    *,
+    start: datetime,
+    end: datetime,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Trace summaries newest first, and the cursor of the next page (see the module doc).
+
+    Raises InvalidCursor for a cursor this search did not issue with these filters.
+    """
+    digest = filters.digest()
+    position: tuple[datetime, bytes] | None = None
+    if cursor:
+        decoded = decode_cursor(cursor, kind="traces", filters=digest, tie_type=str)
+        position = (decoded.time, _trace_id_of(decoded.tie))
+        start, end = decoded.start, decoded.end
+    query = _search_query(project_id, filters, start, end, limit, position)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor(
+            Cursor("traces", last.root_start, last.trace_id.hex(), start, end, digest)
+        )
+    return {"traces": [_summary(row) for row in page], "next_cursor": next_cursor}
+
+
+def _search_query(
+    project_id: int,
+    filters: SpanFilters,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    position: tuple[datetime, bytes] | None,
+) -> Any:
+    root = spans.alias("root")
+    earlier_root = spans.alias("earlier_root")
+    conditions: list[ColumnElement[bool]] = [
+        root.c.project_id == project_id,
+        root.c.is_root,
+        root.c.start_time >= start,
+        root.c.start_time <= end,
+        # Listed once, at the earliest root, when a trace has several parentless spans.
+        ~exists().where(
+            earlier_root.c.project_id == project_id,
+            earlier_root.c.trace_id == root.c.trace_id,
+            earlier_root.c.is_root,
+            # Redundant with the next line; lets PostgreSQL skip newer partitions.
+            earlier_root.c.start_time <= root.c.start_time,
+            tuple_(earlier_root.c.start_time, earlier_root.c.span_id)
+            < tuple_(root.c.start_time, root.c.span_id),
+        ),
+    ]
+    if position is not None:
+        conditions.append(tuple_(root.c.start_time, root.c.trace_id) < tuple_(*position))
+    span_conditions = filters.conditions(match := spans.alias("match"))
+    if span_conditions:
+        conditions.append(
+            exists().where(
+                match.c.project_id == project_id,
+                match.c.trace_id == root.c.trace_id,
+                match.c.start_time >= start,
+                match.c.start_time <= end,
+                *span_conditions,
+            )
+        )
+    page = (
+        select(
+            root.c.trace_id,
+            root.c.start_time.label("root_start"),
+            root.c.service_name.label("root_service"),
+            root.c.name.label("root_name"),
+        )
+        .where(*conditions)
+        .order_by(root.c.start_time.desc(), root.c.trace_id.desc())
+        .limit(limit + 1)
+        .subquery("page")
+    )
+    member = spans.alias("member")
+    summary = (
+        select(
+            func.count().label("span_count"),
+            func.count().filter(member.c.status_code == STATUS_ERROR).label("error_count"),
+            func.min(member.c.start_time).label("first_start"),
+            func.max(member.c.end_time).label("last_end"),
+        )
+        .where(member.c.project_id == project_id, member.c.trace_id == page.c.trace_id)
+        .lateral("summary")
+    )
+    return (
+        select(page, summary)
+        .select_from(page.join(summary, true()))
+        .order_by(page.c.root_start.desc(), page.c.trace_id.desc())
+    )
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    return {
+        "trace_id": row.trace_id.hex(),
+        "root_service": row.root_service,
+        "root_name": row.root_name,
+        "start_time": iso(row.first_start),
+        "duration_ms": (row.last_end - row.first_start).total_seconds() * 1000,
+        "span_count": row.span_count,
+        "error_count": row.error_count,
     }

@@ -49,12 +49,16 @@ def upgrade() -> None:
         ["project_id", "trace_id", "start_time", "span_id"],
         postgresql_where=sa.text("is_root"),
     )
+    # Spans of a project in a time window: the services list, and span filters that no
+    # other index serves (name, status, duration) when they match few spans.
+    op.create_index("spans_project_time", "spans", ["project_id", "start_time"])
     # attr.<key>=<value> filters are jsonb containment (@>), which jsonb_path_ops serves.
     op.execute("CREATE INDEX spans_attributes ON spans USING gin (attributes jsonb_path_ops)")
 
 
 def downgrade() -> None:
     op.drop_index("spans_attributes", table_name="spans")
+    op.drop_index("spans_project_time", table_name="spans")
     op.drop_index("spans_roots_trace", table_name="spans")
     op.drop_index("spans_roots_time", table_name="spans")
     op.drop_index("logs_project_time_id", table_name="logs")

@@ -158,9 +158,10 @@ async def test_sigkill_loses_no_acknowledged_span(
         thread.start()
     assert await asyncio.to_thread(outcomes.enough.wait, 30)
     victim.kill()
-    stop.set()
+    # Each thread stops at its first failed request, which the kill guarantees.
     for thread in threads:
         await asyncio.to_thread(thread.join, 30)
+    stop.set()
     assert not any(thread.is_alive() for thread in threads)
 
     acked_spans = sorted(span_id for batch in outcomes.acked for span_id in batch)

@@ -170,8 +170,18 @@ async def test_example_metrics_stored_intact(
 # ---------------------------------------------------------------- summary, exemplars, flags
 
 
-def _number(value: dict[str, Any], when: int, **extra: Any) -> dict[str, Any]:
-    return {"timeUnixNano": str(when), **value, **extra}
+def kvs(**values: str) -> list[dict[str, Any]]:
+    return [{"key": key, "value": {"stringValue": value}} for key, value in values.items()]
+
+
+def document(*metrics: dict[str, Any], **resource: str) -> dict[str, Any]:
+    """One resource (its string attributes from keywords) and scope holding `metrics`."""
+    block = {"resource": {"attributes": kvs(**resource)}, "scopeMetrics": [{"metrics": metrics}]}
+    return {"resourceMetrics": [block]}
+
+
+def point(when: int, **fields: Any) -> dict[str, Any]:
+    return {"timeUnixNano": str(when), **fields}
 
 
 async def test_summary_exemplars_and_flags_round_trip(
@@ -180,60 +190,29 @@ async def test_summary_exemplars_and_flags_round_trip(
     now = now_ns()
     trace_id, span_id = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
     exemplars = [
-        {
-            "timeUnixNano": str(now - 1000),
-            "asInt": "12",
-            "traceId": trace_id.upper(),
-            "spanId": span_id,
-            "filteredAttributes": [{"key": "user.id", "value": {"stringValue": "u-7"}}],
-        },
-        {"timeUnixNano": str(now - 2000), "asDouble": 0.5},
+        point(now - 1000, asInt="12", traceId=trace_id.upper(), spanId=span_id),
+        point(now - 2000, asDouble=0.5),
     ]
-    document = {
-        "resourceMetrics": [
-            {
-                "resource": {
-                    "attributes": [{"key": "service.name", "value": {"stringValue": "rag"}}]
-                },
-                "scopeMetrics": [
-                    {
-                        "metrics": [
-                            {
-                                "name": "retrieval.latency",
-                                "unit": "ms",
-                                "summary": {
-                                    "dataPoints": [
-                                        {
-                                            "startTimeUnixNano": str(now - 60_000_000_000),
-                                            "timeUnixNano": str(now),
-                                            "count": "4",
-                                            "sum": 10.5,
-                                            "quantileValues": [
-                                                {"quantile": 0.5, "value": 2},
-                                                {"quantile": 0.99, "value": 4.5},
-                                            ],
-                                        }
-                                    ]
-                                },
-                            },
-                            {
-                                "name": "tokens.used",
-                                "sum": {
-                                    "aggregationTemporality": "AGGREGATION_TEMPORALITY_DELTA",
-                                    "isMonotonic": True,
-                                    "dataPoints": [
-                                        _number({"asInt": "300"}, now, exemplars=exemplars),
-                                        _number({}, now + 1000, flags=1),
-                                    ],
-                                },
-                            },
-                        ]
-                    }
+    exemplars[0]["filteredAttributes"] = kvs(**{"user.id": "u-7"})
+    quantiles = [{"quantile": 0.5, "value": 2}, {"quantile": 0.99, "value": 4.5}]
+    summary_point = point(now, count="4", sum=10.5, quantileValues=quantiles)
+    summary_point["startTimeUnixNano"] = str(now - 60_000_000_000)
+    sent = document(
+        {"name": "retrieval.latency", "unit": "ms", "summary": {"dataPoints": [summary_point]}},
+        {
+            "name": "tokens.used",
+            "sum": {
+                "aggregationTemporality": "AGGREGATION_TEMPORALITY_DELTA",
+                "isMonotonic": True,
+                "dataPoints": [
+                    point(now, asInt="300", exemplars=exemplars),
+                    point(now + 1000, flags=1),  # no recorded value: a gap marker
                 ],
-            }
-        ]
-    }
-    response = await client.post("/v1/metrics", json=document)
+            },
+        },
+        **{"service.name": "rag"},
+    )
+    response = await client.post("/v1/metrics", json=sent)
     assert response.status_code == 200, response.text
     assert response.json() == {}
     summary, counted, gap = await stored(db, project_name)
@@ -273,50 +252,17 @@ async def test_secrets_are_redacted_before_the_series_identity(
 ) -> None:
     now = now_ns()
 
-    def point(secret: str, offset: int) -> dict[str, Any]:
-        return {
-            "timeUnixNano": str(now + offset),
-            "asDouble": 1,
-            "attributes": [
-                {"key": "db.password", "value": {"stringValue": secret}},
-                {"key": "route", "value": {"stringValue": "/chat"}},
-            ],
-            "exemplars": [
-                {
-                    "timeUnixNano": str(now),
-                    "asDouble": 1,
-                    "filteredAttributes": [{"key": "auth_token", "value": {"stringValue": secret}}],
-                }
-            ],
-        }
+    def secret_point(secret: str, offset: int) -> dict[str, Any]:
+        exemplar = point(now, asDouble=1, filteredAttributes=kvs(auth_token=secret))
+        attributes = kvs(**{"db.password": secret, "route": "/chat"})
+        return point(now + offset, asDouble=1, attributes=attributes, exemplars=[exemplar])
 
-    resource = [
-        {"key": "service.name", "value": {"stringValue": "bot"}},
-        {"key": "api_key", "value": {"stringValue": "sk-live-resource-secret"}},
-    ]
-    document = {
-        "resourceMetrics": [
-            {
-                "resource": {"attributes": resource},
-                "scopeMetrics": [
-                    {
-                        "metrics": [
-                            {
-                                "name": "requests",
-                                "gauge": {
-                                    "dataPoints": [
-                                        point("hunter2-first", 0),
-                                        point("hunter2-second", 1000),
-                                    ]
-                                },
-                            }
-                        ]
-                    }
-                ],
-            }
-        ]
-    }
-    response = await client.post("/v1/metrics", json=document)
+    points = [secret_point("hunter2-first", 0), secret_point("hunter2-second", 1000)]
+    sent = document(
+        {"name": "requests", "gauge": {"dataPoints": points}},
+        **{"service.name": "bot", "api_key": "sk-live-resource-secret"},
+    )
+    response = await client.post("/v1/metrics", json=sent)
     assert response.status_code == 200, response.text
     rows = await stored(db, project_name)
     assert len(rows) == 2
@@ -338,41 +284,17 @@ async def test_invalid_points_are_reported_and_the_rest_stored(
     client: httpx.AsyncClient, db: asyncpg.Connection, project_name: str
 ) -> None:
     now = now_ns()
-    good = {"timeUnixNano": str(now), "asDouble": 3}
-    document = {
-        "resourceMetrics": [
-            {
-                "scopeMetrics": [
-                    {
-                        "metrics": [
-                            {"name": "fine", "gauge": {"dataPoints": [good, {"asDouble": 1}]}},
-                            {
-                                "name": "old",
-                                "gauge": {
-                                    "dataPoints": [{**good, "timeUnixNano": "1544712660300000000"}]
-                                },
-                            },
-                            {
-                                "name": "bad.histogram",
-                                "histogram": {
-                                    "aggregationTemporality": 2,
-                                    "dataPoints": [
-                                        {
-                                            **good,
-                                            "count": "1",
-                                            "bucketCounts": ["1"],
-                                            "explicitBounds": [1, 2],
-                                        }
-                                    ],
-                                },
-                            },
-                        ]
-                    }
-                ]
-            }
-        ]
-    }
-    response = await client.post("/v1/metrics", json=document)
+    good = point(now, asDouble=3)
+    bad_buckets = point(now, count="1", bucketCounts=["1"], explicitBounds=[1, 2])
+    sent = document(
+        {"name": "fine", "gauge": {"dataPoints": [good, {"asDouble": 1}]}},
+        {"name": "old", "gauge": {"dataPoints": [point(1544712660300000000, asDouble=1)]}},
+        {
+            "name": "bad.histogram",
+            "histogram": {"aggregationTemporality": 2, "dataPoints": [bad_buckets]},
+        },
+    )
+    response = await client.post("/v1/metrics", json=sent)
     assert response.status_code == 200, response.text
     partial = response.json()["partialSuccess"]
     assert partial["rejectedDataPoints"] == "3"
@@ -505,18 +427,8 @@ def proxy(database_url: str) -> Iterator[TcpProxy]:
 
 
 def _gauge(name: str, when: int, **point_attributes: str) -> dict[str, Any]:
-    point = {
-        "timeUnixNano": str(when),
-        "asDouble": 1,
-        "attributes": [
-            {"key": key, "value": {"stringValue": value}} for key, value in point_attributes.items()
-        ],
-    }
-    return {
-        "resourceMetrics": [
-            {"scopeMetrics": [{"metrics": [{"name": name, "gauge": {"dataPoints": [point]}}]}]}
-        ]
-    }
+    gauge_point = point(when, asDouble=1, attributes=kvs(**point_attributes))
+    return document({"name": name, "gauge": {"dataPoints": [gauge_point]}})
 
 
 async def test_database_outage_answers_503_for_new_and_known_series(

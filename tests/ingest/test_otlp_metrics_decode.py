@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from typing import Any
@@ -15,12 +14,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from support import load_example, shift_to_now
 
 from app.domain.metrics import (
-    MetricBatch,
     MetricPoint,
-    canonical_json,
-    identity_document,
     series_id_of,
-    stream_identity_tail,
 )
 from app.domain.records import DecodedBatch
 from app.ingest.metric_rows import metric_point_rows

@@ -1,0 +1,53 @@
+"""GET /api/v1/logs: log search, newest first, by cursor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from app.api.deps import ReadPrincipal, ServicesDep
+from app.api.errors import BadRequest
+from app.api.params import choice, time_range
+from app.api.traces import attribute_filters, parse_trace_id
+from app.domain.logs import LEVELS
+from app.query.cursor import InvalidCursor
+from app.query.logs import MAX_LOG_LIMIT, LogFilters, search_logs
+
+router = APIRouter(prefix="/api/v1", tags=["query"])
+
+
+@router.get("/logs", summary="Search logs, newest first")
+async def find_logs(
+    request: Request,
+    principal: ReadPrincipal,
+    services: ServicesDep,
+    q: str | None = Query(None, description='full-text: words, "a phrase", or, -word'),
+    level: str | None = Query(None, description="minimum level: " + ", ".join(LEVELS)),
+    service: str | None = None,
+    trace_id: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    limit: int = Query(100, ge=1, le=MAX_LOG_LIMIT),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    start_time, end_time = time_range(start, end)
+    filters = LogFilters(
+        text=q or None,
+        level=choice("level", level.lower() if level else level, LEVELS),
+        service=service or None,
+        trace_id=parse_trace_id(trace_id) if trace_id else None,
+        attributes=attribute_filters(request),
+    )
+    try:
+        return await search_logs(
+            services.read_engine,
+            principal.project_id,
+            filters,
+            start=start_time,
+            end=end_time,
+            limit=limit,
+            cursor=cursor or None,
+        )
+    except InvalidCursor as error:
+        raise BadRequest(str(error)) from None

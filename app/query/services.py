@@ -1,0 +1,56 @@
+"""Services and their operations (span names) seen in a time range, with span counts.
+
+Contract: services sorted by name, each with its operations sorted by name; a span counts
+when it started in `start..end` (inclusive). Only the caller's project is read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.tables import spans
+from app.domain.records import STATUS_ERROR
+
+
+async def list_services(
+    engine: AsyncEngine, project_id: int, *, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    query = (
+        select(
+            spans.c.service_name,
+            spans.c.name,
+            func.count().label("span_count"),
+            func.count().filter(spans.c.status_code == STATUS_ERROR).label("error_count"),
+        )
+        .where(
+            spans.c.project_id == project_id,
+            spans.c.start_time >= start,
+            spans.c.start_time <= end,
+        )
+        .group_by(spans.c.service_name, spans.c.name)
+        .order_by(spans.c.service_name, spans.c.name)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    services: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        service = services.get(row.service_name)
+        if service is None:
+            service = services[row.service_name] = {
+                "name": row.service_name,
+                "span_count": 0,
+                "error_count": 0,
+                "operations": [],
+                "operation_stats": [],
+            }
+        service["span_count"] += row.span_count
+        service["error_count"] += row.error_count
+        service["operations"].append(row.name)
+        service["operation_stats"].append(
+            {"name": row.name, "span_count": row.span_count, "error_count": row.error_count}
+        )
+    return list(services.values())
