@@ -79,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         partitions,
         max_batch_rows=settings.writer_max_batch_rows,
         max_queued_rows=settings.writer_max_queued_rows,
+        commit_timeout_s=settings.writer_commit_timeout_s,
         hooks={"error_events": ERROR_EVENTS_HOOK, "spans": SPANS_HOOK},
     )
     default_project_id = 0

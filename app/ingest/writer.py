@@ -99,6 +99,7 @@ class GroupCommitWriter:
         max_queued_rows: int = 100000,
         flushers: int = 2,
         hooks: dict[str, InsertHook] | None = None,
+        commit_timeout_s: float = 30.0,
     ) -> None:
         self._engine = engine
         self._partitions = partitions
@@ -110,6 +111,7 @@ class GroupCommitWriter:
         self._unavailable_until = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._hooks = hooks or {}
+        self._commit_timeout_s = commit_timeout_s
 
     async def start(self) -> None:
         self._tasks = [
@@ -142,7 +144,14 @@ class GroupCommitWriter:
         self._queued_rows += count
         WRITER_QUEUE_ROWS.inc(count)
         self._queue.put_nowait(request)
-        await request.future
+        try:
+            # Shielded: a hung database answers 503, but the flush itself is not cut off,
+            # so a commit that does land is kept (a retry then merges as a duplicate).
+            await asyncio.wait_for(asyncio.shield(request.future), self._commit_timeout_s)
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"the database did not commit within {self._commit_timeout_s:g} s"
+            ) from None
 
     async def _run(self) -> None:
         while True:
