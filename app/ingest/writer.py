@@ -149,6 +149,8 @@ class GroupCommitWriter:
             # so a commit that does land is kept (a retry then merges as a duplicate).
             await asyncio.wait_for(asyncio.shield(request.future), self._commit_timeout_s)
         except TimeoutError:
+            # The flush may still fail later; retrieve its exception so nothing is logged as lost.
+            request.future.add_done_callback(lambda done: done.cancelled() or done.exception())
             raise DatabaseUnavailable(
                 f"the database did not commit within {self._commit_timeout_s:g} s"
             ) from None
