@@ -298,5 +298,5 @@ def run_demo(url: str, key: str | None, conversations: int = 150, seed: int = 42
         "/api/v1/errors",
         f"/api/v1/traces/{trace_ids[-1]}",
     ):
-        print(f"  curl -H 'Authorization: Bearer $KEY' {url}{path}")
+        print(f'  curl -H "Authorization: Bearer $KEY" {url}{path}')
     return 0

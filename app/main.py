@@ -18,6 +18,7 @@ from app.api import (
     errors_api,
     health,
     logs_api,
+    metrics_api,
     native,
     otlp_logs,
     otlp_metrics,
@@ -186,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         native.router,
         logs_api.router,
         services_api.router,
+        metrics_api.router,
     ]
     for router in routers:
         app.include_router(router)

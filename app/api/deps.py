@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, Request
 
@@ -21,6 +22,9 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 def presented_key(request: Request) -> str | None:
     authorization = request.headers.get("authorization")
+    if authorization and "%20" in authorization[:10]:
+        # OTEL_EXPORTER_OTLP_HEADERS values are percent-encoded; some SDKs send them as is.
+        authorization = unquote(authorization)
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():

@@ -85,7 +85,7 @@ async def ingest(
     except DatabaseUnavailable:
         INGEST_REQUESTS.labels(signal, "native", "unavailable").inc()
         raise ServiceUnavailable(
-            "the database is unavailable; nothing was stored, retry later", headers=retry
+            "the database is unavailable; retry later", headers=retry
         ) from None
     except WriteRejected as error:
         INGEST_REQUESTS.labels(signal, "native", "rejected").inc()

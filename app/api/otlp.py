@@ -105,7 +105,7 @@ async def _store(
     except DatabaseUnavailable:
         INGEST_ITEMS.labels(signal.name, "failed").inc(len(batch.items))
         raise OtlpFailure(
-            503, "the database is unavailable; nothing was stored, retry later", retry_after
+            503, "the database is unavailable; retry later", retry_after
         ) from None
     except WriteRejected as error:
         INGEST_ITEMS.labels(signal.name, "failed").inc(len(batch.items))

@@ -83,7 +83,9 @@ def decode_cursor(text: str, *, kind: str, filters: str, tie_type: type) -> Curs
     if not isinstance(document, dict) or document.get("v") != VERSION:
         raise InvalidCursor(NOT_A_CURSOR)
     if document.get("k") != kind:
-        raise InvalidCursor(f"cursor was not issued by the {kind} search")
+        raise InvalidCursor(
+            f"cursor was not issued by the {kind} search; pass next_cursor from a {kind} page"
+        )
     position, window = document.get("p"), document.get("w")
     if not (_pair(position, int, tie_type) and _pair(window, int, int)):
         raise InvalidCursor(NOT_A_CURSOR)

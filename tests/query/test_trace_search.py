@@ -1,4 +1,4 @@
-"""GET /api/v1/traces and /api/v1/services on a fixed dataset sent through all three ingest paths."""
+"""Trace search and services on a fixed dataset sent through all three ingest paths."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
-from support import Collector
-
 from query.query_kit import (
     Span,
     base_time,
@@ -22,6 +19,8 @@ from query.query_kit import (
     send_spans,
     trace_ids,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
+from support import Collector
 
 T1, T2, T3 = "10" * 16, "20" * 16, "30" * 16
 T4, T5 = "a4" * 16, "a5" * 16  # roots start at the same instant: trace id breaks the tie
@@ -256,8 +255,15 @@ async def test_services_with_operations(data: Dataset) -> None:
             "end": rfc3339(data.base + timedelta(seconds=245)),
         },
     )
-    assert narrow == {"services": [{**services[4], "span_count": 1, "operations": ["batch.a"],
-                                    "operation_stats": [services[4]["operation_stats"][0]]}]}  # fmt: skip
+    worker = services[4]
+    assert narrow["services"] == [
+        {
+            **worker,
+            "span_count": 1,
+            "operations": ["batch.a"],
+            "operation_stats": [worker["operation_stats"][0]],
+        }
+    ]
 
 
 async def test_another_project_sees_none_of_it(data: Dataset, other_client: Any) -> None:

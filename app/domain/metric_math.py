@@ -1,0 +1,526 @@
+"""Metric query math: steps, per-step reduction, counter resets and quantiles from buckets.
+
+Pure functions over plain data; app/query/metrics.py fetches the points and calls
+`evaluate`. The semantics, for every step `[t, t + step)` (t a multiple of step since the
+Unix epoch) and every group of series:
+
+- gauge, and a non-monotonic cumulative sum (an up-down counter's current total): each
+  series' last value in the step; sum/avg/min/max/count then aggregate those values
+  across the series of the group (count = how many series had a value).
+- sum, delta: each series' values in the step add up; cumulative monotonic sum (a
+  counter): each series' increase, credited to the step of the later point of each
+  consecutive pair. A drop (value < previous) or a changed start time is a reset: the
+  increase is then the new value itself, counted from zero, as Prometheus `rate` does;
+  unlike Prometheus nothing is extrapolated to the step edges, so the steps' increases
+  add up to the exact increase over the range. A series' first point counts from zero
+  only when its start time lies inside the fetched range (the counter began there);
+  otherwise it is the baseline. sum/avg/min/max/count aggregate the per-series increases;
+  rate = the group's summed increase / step seconds.
+- histogram and exponential histogram: delta points in the step add up; cumulative ones
+  contribute their increase (reset when the count or a bucket drops, the bounds or the
+  start time change). All series of the group merge into one distribution per step:
+  count = observations, sum = their sum, avg = sum / count, rate = count / step seconds,
+  pNN = quantile from the merged buckets. min and max are refused (not kept per step).
+- summary: count/sum/avg/rate as for a cumulative histogram; pNN is the stored quantile
+  of each series' last point in the step, and as summary quantiles cannot be merged,
+  the group's value is the largest of its series' values.
+
+Explicit-bounds quantiles follow Prometheus `histogram_quantile`: linear interpolation in
+the bucket holding the rank; the first bucket starts at 0 when its bound is positive
+(else its bound is returned); a rank in the +Inf bucket returns the last finite bound.
+Series with different bounds merge onto the union of the bounds, each finite bucket's
+count split by width - exact under the same uniform-within-bucket assumption - and a
++Inf count moving to the union bucket just above that series' last bound. Exponential
+quantiles interpolate log-linearly inside a bucket (Prometheus' exponential
+interpolation for native histograms) and linearly inside the zero bucket; series of
+different scales merge at the smallest scale, with the largest zero threshold.
+Steps without a (finite) value are omitted; no output is NaN or infinite.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from app.domain.metrics import (
+    EXPONENTIAL_HISTOGRAM,
+    GAUGE,
+    HISTOGRAM,
+    SUM,
+    SUMMARY,
+    TEMPORALITY_DELTA,
+)
+
+AGGREGATIONS = ("sum", "avg", "min", "max", "count", "rate", "p50", "p90", "p95", "p99")
+PERCENTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+MAX_STEPS = 11_000  # as Prometheus caps a range query's resolution
+# Default steps: the smallest of these at least (end - start) / 60.
+NICE_STEPS_S = (1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+                43200, 86400, 172800, 604800)  # fmt: skip
+DISTRIBUTIONS = (HISTOGRAM, EXPONENTIAL_HISTOGRAM, SUMMARY)
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A gauge or sum point. Times in Unix seconds; `start_time_s` None = not sent."""
+
+    time_s: float
+    value: float
+    start_time_s: float | None = None
+
+
+@dataclass(slots=True)
+class Exponential:
+    """Exponential buckets: index i at `scale` covers (base**i, base**(i+1)], base 2**2**-scale."""
+
+    scale: int
+    zero_count: float = 0.0
+    zero_threshold: float = 0.0
+    positive: dict[int, float] = field(default_factory=dict)
+    negative: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Distribution:
+    """A histogram, exponential histogram or summary point, an increase, or a merge of them.
+
+    `sum` None = unknown (the optional field was not sent); `bounds` None = no buckets.
+    """
+
+    time_s: float = 0.0
+    start_time_s: float | None = None
+    count: float = 0.0
+    sum: float | None = 0.0
+    bounds: tuple[float, ...] | None = None
+    bucket_counts: list[float] | None = None
+    exponential: Exponential | None = None
+    quantiles: dict[float, float] | None = None
+
+
+@dataclass(slots=True)
+class SeriesInput:
+    """One series of the queried metric: its group's labels, kind and points by time."""
+
+    labels: Labels
+    kind: str
+    temporality: int
+    monotonic: bool
+    points: Sequence[Sample] | Sequence[Distribution]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Steps from `start_s` (step-aligned) to `end_s`; points from `fetch_from_s` on."""
+
+    start_s: int
+    end_s: float
+    step_s: int
+    fetch_from_s: float
+
+
+def default_step_s(span_s: float) -> int:
+    raw = span_s / 60
+    for nice in NICE_STEPS_S:
+        if nice >= raw:
+            return nice
+    return math.ceil(raw / 86400) * 86400
+
+
+def step_start(time_s: float, step_s: int) -> int:
+    return math.floor(time_s / step_s) * step_s
+
+
+def step_count(start_s: float, end_s: float, step_s: int) -> int:
+    return (step_start(end_s, step_s) - step_start(start_s, step_s)) // step_s + 1
+
+
+def unsupported(kind: str, agg: str, name: str, *, monotonic: bool) -> str | None:
+    """Why `agg` cannot apply to a metric of `kind`, or None when it can."""
+    if agg in PERCENTILES and kind in (GAUGE, SUM):
+        return (
+            f"{agg} needs a histogram (bucket counts); {name!r} is a {kind}: use "
+            "avg, min, max, sum or count" + (", or rate" if kind == SUM else "")
+        )
+    if agg == "rate" and kind == GAUGE:
+        return (
+            f"rate needs a counter (a monotonic sum); {name!r} is a gauge: use avg, "
+            "min, max, sum or count"
+        )
+    if agg == "rate" and kind == SUM and not monotonic:
+        return (
+            f"rate needs a counter (a monotonic sum); {name!r} is a non-monotonic sum: "
+            "use sum for its net change per step, or avg"
+        )
+    if agg in ("min", "max") and kind in DISTRIBUTIONS:
+        return f"{agg} is not kept per step for a {kind}; use p50, p90, p95, p99, avg, sum or count"
+    return None
+
+
+def label_text(value: Any) -> str:
+    """An attribute value as a label: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def group_labels(attributes: dict[str, Any], service_name: str, keys: Sequence[str]) -> Labels:
+    """The series' values of the group_by keys; `service.name` is the series' service."""
+    labels = []
+    for key in keys:
+        value = (service_name or None) if key == "service.name" else None
+        if value is None:
+            value = attributes.get(key)
+        if value is not None:
+            labels.append((key, label_text(value)))
+    return tuple(labels)
+
+
+# --- numbers -------------------------------------------------------------------------
+
+
+def counter_increases(samples: Iterable[Sample], fetch_from_s: float) -> list[tuple[float, float]]:
+    """(time, increase) of a cumulative counter, reset-aware; see the module docstring."""
+    increases: list[tuple[float, float]] = []
+    previous: Sample | None = None
+    for sample in samples:
+        if not math.isfinite(sample.value):
+            continue  # NaN is no reading; the next point compares with the last real one
+        if previous is None:
+            if sample.start_time_s is not None and sample.start_time_s >= fetch_from_s:
+                increases.append((sample.time_s, sample.value))
+        elif sample.value < previous.value or _restarted(previous, sample):
+            increases.append((sample.time_s, sample.value))
+        else:
+            increases.append((sample.time_s, sample.value - previous.value))
+        previous = sample
+    return increases
+
+
+def _restarted(previous: Sample | Distribution, current: Sample | Distribution) -> bool:
+    return (
+        previous.start_time_s is not None
+        and current.start_time_s is not None
+        and current.start_time_s != previous.start_time_s
+    )
+
+
+def per_step(
+    timed: Iterable[tuple[float, float]], window: Window, *, last: bool
+) -> dict[int, float]:
+    """Values by step start: the last one in each step, or their sum. Non-finite skipped."""
+    steps: dict[int, float] = {}
+    for time_s, value in timed:
+        if time_s < window.start_s or time_s > window.end_s or not math.isfinite(value):
+            continue
+        step = step_start(time_s, window.step_s)
+        steps[step] = value if last else steps.get(step, 0.0) + value
+    return steps
+
+
+def aggregate(values: Sequence[float], agg: str, step_s: int) -> float | None:
+    """Across the series of a group: sum, avg, min, max, count, rate (= sum / step)."""
+    if not values:
+        return None
+    if agg == "avg":
+        return math.fsum(values) / len(values)
+    if agg == "min":
+        return min(values)
+    if agg == "max":
+        return max(values)
+    if agg == "count":
+        return float(len(values))
+    total = math.fsum(values)
+    return total / step_s if agg == "rate" else total
+
+
+# --- explicit-bounds histograms ------------------------------------------------------
+
+
+def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float | None:
+    """Prometheus `histogram_quantile` over non-cumulative bucket counts (len(bounds) + 1)."""
+    total = math.fsum(counts)
+    if not bounds or total <= 0:
+        return None
+    rank = q * total
+    cumulative = 0.0
+    for index, bound in enumerate(bounds):
+        count = counts[index]
+        if count > 0 and cumulative + count >= rank:
+            if index == 0 and bound <= 0:
+                return bound
+            lower = bounds[index - 1] if index else 0.0
+            return lower + (bound - lower) * (rank - cumulative) / count
+        cumulative += count
+    return bounds[-1]
+
+
+def rebucket(
+    bounds: Sequence[float], counts: Sequence[float], union: Sequence[float]
+) -> list[float]:
+    """Counts on `bounds` moved onto `union` (a superset), splitting buckets by width."""
+    moved = [0.0] * (len(union) + 1)
+    position = {bound: index for index, bound in enumerate(union)}
+    for index, count in enumerate(counts):
+        if not count:
+            continue
+        if index == len(bounds):  # above the last bound: just above it in the union
+            moved[position[bounds[-1]] + 1 if bounds else len(union)] += count
+            continue
+        upper = bounds[index]
+        if index == 0 and upper <= 0:
+            moved[position[upper]] += count
+            continue
+        lower = bounds[index - 1] if index else 0.0
+        target = bisect_right(union, lower)
+        start = lower
+        while True:
+            piece_end = min(union[target], upper)
+            moved[target] += count * (piece_end - start) / (upper - lower)
+            if piece_end >= upper:
+                break
+            start, target = piece_end, target + 1
+    return moved
+
+
+def _merge_buckets(
+    parts: list[tuple[tuple[float, ...], Sequence[float]]],
+) -> tuple[tuple[float, ...], list[float]] | None:
+    if not parts:
+        return None
+    bounds = parts[0][0]
+    if any(other != bounds for other, _ in parts):
+        bounds = tuple(sorted({bound for other, _ in parts for bound in other}))
+        parts = [(bounds, rebucket(other, counts, bounds)) for other, counts in parts]
+    merged = [0.0] * (len(bounds) + 1)
+    for _, counts in parts:
+        for index, count in enumerate(counts):
+            merged[index] += count
+    return bounds, merged
+
+
+# --- exponential histograms ----------------------------------------------------------
+
+
+def _power(scale: int, exponent: float) -> float:
+    """base**exponent = 2**(exponent * 2**-scale); inf past the float range."""
+    try:
+        return 2.0 ** (exponent / 2.0**scale)
+    except OverflowError:
+        return math.inf
+
+
+def downscale(buckets: Exponential, scale: int) -> Exponential:
+    """The same buckets at a smaller scale: index i becomes i >> (old - new scale)."""
+    shift = buckets.scale - scale
+    if shift <= 0:
+        return buckets
+    sides: list[dict[int, float]] = [{}, {}]
+    for side, source in zip(sides, (buckets.positive, buckets.negative), strict=True):
+        for index, count in source.items():
+            side[index >> shift] = side.get(index >> shift, 0.0) + count
+    return Exponential(scale, buckets.zero_count, buckets.zero_threshold, *sides)
+
+
+def merge_exponential(parts: Sequence[Exponential]) -> Exponential | None:
+    if not parts:
+        return None
+    scale = min(part.scale for part in parts)
+    merged = Exponential(scale, zero_threshold=max(part.zero_threshold for part in parts))
+    for part in parts:
+        part = downscale(part, scale)
+        merged.zero_count += part.zero_count
+        for side, source in ((merged.positive, part.positive), (merged.negative, part.negative)):
+            for index, count in source.items():
+                side[index] = side.get(index, 0.0) + count
+    if merged.zero_threshold > 0:  # buckets now inside the widest zero bucket join it
+        for side in (merged.positive, merged.negative):
+            for index in [i for i in side if _power(scale, i + 1) <= merged.zero_threshold]:
+                merged.zero_count += side.pop(index)
+    return merged
+
+
+def exponential_quantile(q: float, buckets: Exponential) -> float | None:
+    """Quantile over negative buckets (most negative first), the zero bucket, positive ones."""
+    negative = [(i, c) for i, c in sorted(buckets.negative.items(), reverse=True) if c > 0]
+    positive = [(i, c) for i, c in sorted(buckets.positive.items()) if c > 0]
+    total = (
+        buckets.zero_count + math.fsum(c for _, c in negative) + math.fsum(c for _, c in positive)
+    )
+    if total <= 0:
+        return None
+    rank = q * total
+    cumulative = 0.0
+    for index, count in negative:
+        if cumulative + count >= rank:
+            return -_power(buckets.scale, index + 1 - (rank - cumulative) / count)
+        cumulative += count
+    zero = buckets.zero_count
+    if zero > 0:
+        if cumulative + zero >= rank:
+            threshold = buckets.zero_threshold
+            lower = -threshold if negative else 0.0
+            upper = threshold if positive or not negative else 0.0
+            return lower + (upper - lower) * (rank - cumulative) / zero
+        cumulative += zero
+    for index, count in positive:
+        if cumulative + count >= rank:
+            return _power(buckets.scale, index + (rank - cumulative) / count)
+        cumulative += count
+    return _power(buckets.scale, positive[-1][0] + 1) if positive else 0.0
+
+
+# --- distributions -------------------------------------------------------------------
+
+
+def merge_distributions(parts: Sequence[Distribution]) -> Distribution:
+    """Counts and sums add up; buckets merge as the module docstring says."""
+    merged = Distribution(count=math.fsum(part.count for part in parts))
+    sums = [part.sum for part in parts]
+    merged.sum = None if any(s is None for s in sums) else math.fsum(sums)  # type: ignore[arg-type]
+    buckets = _merge_buckets(
+        [(p.bounds, p.bucket_counts) for p in parts if p.bounds is not None and p.bucket_counts]
+    )
+    if buckets is not None:
+        merged.bounds, merged.bucket_counts = buckets
+    merged.exponential = merge_exponential([p.exponential for p in parts if p.exponential])
+    return merged
+
+
+def distribution_increase(previous: Distribution, current: Distribution) -> Distribution | None:
+    """`current - previous` of a cumulative distribution, or None when it was reset."""
+    if current.count < previous.count or _restarted(previous, current):
+        return None
+    increase = Distribution(current.time_s, current.start_time_s, current.count - previous.count)
+    increase.sum = (
+        None if current.sum is None or previous.sum is None else current.sum - previous.sum
+    )
+    if current.bucket_counts is not None:
+        if current.bounds != previous.bounds or previous.bucket_counts is None:
+            return None
+        deltas = [a - b for a, b in zip(current.bucket_counts, previous.bucket_counts, strict=True)]
+        if min(deltas, default=0.0) < 0:
+            return None
+        increase.bounds, increase.bucket_counts = current.bounds, deltas
+    if current.exponential is not None:
+        if previous.exponential is None:
+            return None
+        scale = min(current.exponential.scale, previous.exponential.scale)
+        now, before = downscale(current.exponential, scale), downscale(previous.exponential, scale)
+        delta = Exponential(scale, now.zero_count - before.zero_count, now.zero_threshold)
+        for side, after, earlier in (
+            (delta.positive, now.positive, before.positive),
+            (delta.negative, now.negative, before.negative),
+        ):
+            for index in after.keys() | earlier.keys():
+                side[index] = after.get(index, 0.0) - earlier.get(index, 0.0)
+        if (
+            delta.zero_count < 0
+            or min([*delta.positive.values(), *delta.negative.values(), 0.0]) < 0
+        ):
+            return None
+        increase.exponential = delta
+    return increase
+
+
+def distribution_increases(
+    points: Iterable[Distribution], fetch_from_s: float
+) -> list[Distribution]:
+    """Per-point increases of a cumulative distribution; first-point rule as for counters."""
+    increases: list[Distribution] = []
+    previous: Distribution | None = None
+    for point in points:
+        if previous is None:
+            if point.start_time_s is not None and point.start_time_s >= fetch_from_s:
+                increases.append(point)
+        else:
+            increases.append(distribution_increase(previous, point) or point)
+        previous = point
+    return increases
+
+
+def distribution_value(merged: Distribution, agg: str, step_s: int) -> float | None:
+    if agg == "count":
+        return merged.count
+    if agg == "rate":
+        return merged.count / step_s
+    if agg == "sum":
+        return merged.sum
+    if agg == "avg":
+        return merged.sum / merged.count if merged.sum is not None and merged.count > 0 else None
+    q = PERCENTILES[agg]
+    if merged.exponential is not None:
+        return exponential_quantile(q, merged.exponential)
+    if merged.bounds is not None and merged.bucket_counts is not None:
+        return histogram_quantile(q, merged.bounds, merged.bucket_counts)
+    return None
+
+
+def stored_quantiles(series: Iterable[SeriesInput]) -> set[float]:
+    """Every quantile the summaries' points store."""
+    found: set[float] = set()
+    for one in series:
+        for point in one.points:
+            if isinstance(point, Distribution) and point.quantiles:
+                found.update(point.quantiles)
+    return found
+
+
+# --- evaluation ----------------------------------------------------------------------
+
+
+def evaluate(
+    series: Iterable[SeriesInput], agg: str, window: Window
+) -> dict[Labels, list[tuple[int, float]]]:
+    """Each group's (step start, value) pairs, oldest first; see the module docstring."""
+    numbers: dict[Labels, dict[int, list[float]]] = {}
+    distributions: dict[Labels, dict[int, list[Distribution]]] = {}
+    for one in series:
+        if one.kind in DISTRIBUTIONS and not (one.kind == SUMMARY and agg in PERCENTILES):
+            points: Sequence[Distribution] = one.points  # type: ignore[assignment]
+            if one.temporality != TEMPORALITY_DELTA:
+                points = distribution_increases(points, window.fetch_from_s)
+            steps = distributions.setdefault(one.labels, {})
+            for point in points:
+                if window.start_s <= point.time_s <= window.end_s:
+                    steps.setdefault(step_start(point.time_s, window.step_s), []).append(point)
+            continue
+        group = numbers.setdefault(one.labels, {})
+        for step, value in _reduce_numbers(one, agg, window).items():
+            group.setdefault(step, []).append(value)
+    results: dict[Labels, list[tuple[int, float]]] = {}
+    combine: Callable[[list[float]], float | None] = (
+        max if agg in PERCENTILES else lambda values: aggregate(values, agg, window.step_s)
+    )
+    for labels, steps in numbers.items():
+        results[labels] = _finite((step, combine(values)) for step, values in steps.items())
+    for labels, dist_steps in distributions.items():
+        results[labels] = _finite(
+            (step, distribution_value(merge_distributions(parts), agg, window.step_s))
+            for step, parts in dist_steps.items()
+        )
+    return {labels: points for labels, points in results.items() if points}
+
+
+def _reduce_numbers(one: SeriesInput, agg: str, window: Window) -> dict[int, float]:
+    if one.kind == SUMMARY:  # a percentile: the stored quantile of the step's last point
+        q = PERCENTILES[agg]
+        points: Sequence[Distribution] = one.points  # type: ignore[assignment]
+        found = ((p.time_s, p.quantiles[q]) for p in points if p.quantiles and q in p.quantiles)
+        return per_step(found, window, last=True)
+    samples: Sequence[Sample] = one.points  # type: ignore[assignment]
+    if one.kind == SUM and one.temporality == TEMPORALITY_DELTA:
+        return per_step(((s.time_s, s.value) for s in samples), window, last=False)
+    if one.kind == SUM and one.monotonic:
+        return per_step(counter_increases(samples, window.fetch_from_s), window, last=False)
+    return per_step(((s.time_s, s.value) for s in samples), window, last=True)
+
+
+def _finite(pairs: Iterable[tuple[int, float | None]]) -> list[tuple[int, float]]:
+    return sorted(
+        (step, value) for step, value in pairs if value is not None and math.isfinite(value)
+    )
