@@ -66,9 +66,9 @@ class ScratchDatabase:
 
 def start_collector(database_url: str, workers: int, log_dir: Path) -> Collector:
     log_dir.mkdir(parents=True, exist_ok=True)
-    return Collector(
-        database_url, env={"TELEMETRY_AUTH_ENABLED": "false"}, workers=workers
-    ).start(log_dir)
+    return Collector(database_url, env={"TELEMETRY_AUTH_ENABLED": "false"}, workers=workers).start(
+        log_dir
+    )
 
 
 async def post_all(
@@ -97,7 +97,10 @@ async def post_all(
 
 
 async def raw_copy(
-    database: ScratchDatabase, table: str, columns: Sequence[str], chunks: Sequence[list[tuple]],
+    database: ScratchDatabase,
+    table: str,
+    columns: Sequence[str],
+    chunks: Sequence[list[tuple]],
     clients: int,
 ) -> float:
     """COPY the same rows into a scratch copy of `table` from `clients` connections."""

@@ -69,7 +69,7 @@ def _span(
                     _kv(
                         "exception.stacktrace",
                         'Traceback (most recent call last):\n  File "/srv/agent/tools.py", '
-                        'line 88, in run\n    result = await call()\nTimeoutError: timed out',
+                        "line 88, in run\n    result = await call()\nTimeoutError: timed out",
                     ),
                 ],
             )
@@ -83,9 +83,20 @@ def trace_spans(rng: random.Random, start_ns: int) -> list[tuple[str, trace_pb2.
     size = rng.randint(8, 30)
     total_ns = rng.randint(2, 40) * 10**8
     root = _span(
-        rng, trace_id, None, "POST /v1/chat", 2, start_ns, total_ns,
-        {"http.request.method": "POST", "http.route": "/v1/chat", "http.response.status_code": 200,
-         "user.id": f"user-{rng.randint(1, 500)}", "session.id": f"s-{rng.randint(1, 5000)}"},
+        rng,
+        trace_id,
+        None,
+        "POST /v1/chat",
+        2,
+        start_ns,
+        total_ns,
+        {
+            "http.request.method": "POST",
+            "http.route": "/v1/chat",
+            "http.response.status_code": 200,
+            "user.id": f"user-{rng.randint(1, 500)}",
+            "session.id": f"s-{rng.randint(1, 5000)}",
+        },
         False,
     )
     spans = [(SERVICES[0], root)]
@@ -128,14 +139,19 @@ def trace_spans(rng: random.Random, start_ns: int) -> list[tuple[str, trace_pb2.
             }
             name, kind = f"{service}.step", 1
         spans.append(
-            (service, _span(rng, trace_id, root.span_id, name, kind, begin, duration, attributes,
-                            error))
+            (
+                service,
+                _span(rng, trace_id, root.span_id, name, kind, begin, duration, attributes, error),
+            )
         )
     return spans
 
 
 def span_batches(
-    total_spans: int, batch_size: int = 512, seed: int = 7, end_ns: int | None = None,
+    total_spans: int,
+    batch_size: int = 512,
+    seed: int = 7,
+    end_ns: int | None = None,
     spread_s: float = 3600.0,
 ) -> Iterator[trace_service_pb2.ExportTraceServiceRequest]:
     """ExportTraceServiceRequests of `batch_size` spans spread over the last `spread_s`."""
@@ -157,7 +173,9 @@ def span_batches(
         yield _request(pending)
 
 
-def _request(spans: list[tuple[str, trace_pb2.Span]]) -> trace_service_pb2.ExportTraceServiceRequest:
+def _request(
+    spans: list[tuple[str, trace_pb2.Span]],
+) -> trace_service_pb2.ExportTraceServiceRequest:
     request = trace_service_pb2.ExportTraceServiceRequest()
     by_service: dict[str, list[trace_pb2.Span]] = {}
     for service, span in spans:
@@ -194,7 +212,10 @@ LOG_LINES = (
 
 
 def log_batches(
-    total: int, batch_size: int = 512, seed: int = 5, end_ns: int | None = None,
+    total: int,
+    batch_size: int = 512,
+    seed: int = 5,
+    end_ns: int | None = None,
     spread_s: float = 3600.0,
 ) -> Iterator[object]:
     """ExportLogsServiceRequests of `batch_size` assistant log records over `spread_s`."""
@@ -216,8 +237,11 @@ def log_batches(
         for _ in range(min(batch_size, total - made)):
             severity = rng.choice((9, 9, 9, 9, 13, 17, 5))
             line = rng.choice(LOG_LINES).format(
-                tool=rng.choice(TOOLS), ms=rng.randint(5, 30000), n=rng.randint(1, 99),
-                model=rng.choice(MODELS)[1], session=rng.randint(1, 5000),
+                tool=rng.choice(TOOLS),
+                ms=rng.randint(5, 30000),
+                n=rng.randint(1, 99),
+                model=rng.choice(MODELS)[1],
+                session=rng.randint(1, 5000),
                 user=rng.randint(1, 500),
             )
             when = end_ns - int(rng.random() * spread_s * 1e9) - 10**9
@@ -228,8 +252,10 @@ def log_batches(
                     severity_number=severity,
                     severity_text={5: "DEBUG", 9: "INFO", 13: "WARN", 17: "ERROR"}[severity],
                     body=common_pb2.AnyValue(string_value=line),
-                    attributes=[_kv("session.id", f"s-{rng.randint(1, 5000)}"),
-                                _kv("code.function.name", "agent.step")],
+                    attributes=[
+                        _kv("session.id", f"s-{rng.randint(1, 5000)}"),
+                        _kv("code.function.name", "agent.step"),
+                    ],
                     trace_id=rng.randbytes(16),
                     span_id=rng.randbytes(8),
                 )
@@ -247,7 +273,6 @@ def metric_batches(
     first batches every point belongs to a known series, as in a steady-state deployment.
     """
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-    from opentelemetry.proto.metrics.v1 import metrics_pb2
 
     rng = random.Random(seed)
     end_ns = end_ns or time.time_ns()
@@ -266,8 +291,11 @@ def metric_batches(
         when = end_ns - 3_600 * 10**9 + step * 1_000_000
         in_batch = min(batch_size, total - made)
         per_kind = max(1, in_batch // 3)
-        kinds = [("gen_ai.client.token.usage", "sum"), ("assistant.queue.depth", "gauge"),
-                 ("gen_ai.client.operation.duration", "histogram")]
+        kinds = [
+            ("gen_ai.client.token.usage", "sum"),
+            ("assistant.queue.depth", "gauge"),
+            ("gen_ai.client.operation.duration", "histogram"),
+        ]
         for index, (name, kind) in enumerate(kinds):
             count = per_kind if index < 2 else in_batch - 2 * per_kind
             metric = scope.metrics.add(name=name, unit="1")
@@ -281,19 +309,27 @@ def metric_batches(
                 metric.histogram.aggregation_temporality = 2
                 points = metric.histogram.data_points
             for series in range(count):
-                attributes = [_kv("gen_ai.request.model", MODELS[series % 4][1]),
-                              _kv("worker", f"w{series}")]
+                attributes = [
+                    _kv("gen_ai.request.model", MODELS[series % 4][1]),
+                    _kv("worker", f"w{series}"),
+                ]
                 if kind == "histogram":
                     counts = [rng.randint(0, 50) for _ in range(len(bounds) + 1)]
                     points.add(
-                        start_time_unix_nano=end_ns - 7_200 * 10**9, time_unix_nano=when,
-                        attributes=attributes, count=sum(counts), sum=float(sum(counts) * 300),
-                        bucket_counts=counts, explicit_bounds=bounds,
+                        start_time_unix_nano=end_ns - 7_200 * 10**9,
+                        time_unix_nano=when,
+                        attributes=attributes,
+                        count=sum(counts),
+                        sum=float(sum(counts) * 300),
+                        bucket_counts=counts,
+                        explicit_bounds=bounds,
                     )
                 else:
                     points.add(
-                        start_time_unix_nano=end_ns - 7_200 * 10**9, time_unix_nano=when,
-                        attributes=attributes, as_double=float(step * 10 + series),
+                        start_time_unix_nano=end_ns - 7_200 * 10**9,
+                        time_unix_nano=when,
+                        attributes=attributes,
+                        as_double=float(step * 10 + series),
                     )
         made += in_batch
         yield request

@@ -86,8 +86,10 @@ async def run(args: argparse.Namespace) -> None:
         collector = start_collector(database.url, 2, ROOT / ".data" / "bench-logs")
         try:
             span_s, log_s = await seed(collector.url, args.spans, args.logs, args.clients)
-            print(f"seeded {args.spans} spans in {span_s:.0f} s ({args.spans / span_s:.0f}/s), "
-                  f"{args.logs} logs in {log_s:.0f} s")
+            print(
+                f"seeded {args.spans} spans in {span_s:.0f} s ({args.spans / span_s:.0f}/s), "
+                f"{args.logs} logs in {log_s:.0f} s"
+            )
             engine = create_engine(Settings(), database.url, pool_size=2)
             started = time.perf_counter()
             compacted = await compact_rollups(engine, max_minutes=1_000_000)

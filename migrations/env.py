@@ -17,9 +17,7 @@ MIGRATION_LOCK_ID = 7_340_001
 
 
 def _database_url() -> str:
-    url = context.config.attributes.get("database_url") or os.environ.get(
-        "TELEMETRY_DATABASE_URL"
-    )
+    url = context.config.attributes.get("database_url") or os.environ.get("TELEMETRY_DATABASE_URL")
     if not url:
         raise RuntimeError("set TELEMETRY_DATABASE_URL to migrate")
     return async_url(url)

@@ -44,7 +44,10 @@ def upgrade() -> None:
     op.create_index("logs_project_time", "logs", ["project_id", "time"])
     op.create_index("logs_service_time", "logs", ["project_id", "service_name", "time"])
     op.create_index(
-        "logs_trace", "logs", ["project_id", "trace_id"], postgresql_where=sa.text("trace_id IS NOT NULL")
+        "logs_trace",
+        "logs",
+        ["project_id", "trace_id"],
+        postgresql_where=sa.text("trace_id IS NOT NULL"),
     )
     op.execute(
         "CREATE INDEX logs_search ON logs USING gin (to_tsvector('simple'::regconfig, search_text))"
