@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from app.api.deps import ReadPrincipal, ServicesDep
 from app.api.errors import BadRequest
 from app.api.params import choice, time_range
-from app.api.traces import attribute_filters, parse_trace_id
+from app.api.traces import attribute_filters, parse_trace_id, text_param
 from app.domain.logs import LEVELS
 from app.query.cursor import InvalidCursor
 from app.query.logs import MAX_LOG_LIMIT, LogFilters, search_logs
@@ -31,11 +31,14 @@ async def find_logs(
     limit: int = Query(100, ge=1, le=MAX_LOG_LIMIT),
     cursor: str | None = None,
 ) -> dict[str, Any]:
+    """Logs in `start..end` (default: the last hour) matching every filter;
+    `attr.<key>=<value>` (repeatable) compares a log attribute. Newest first; pass
+    `next_cursor` back as `cursor` for the next page."""
     start_time, end_time = time_range(start, end)
     filters = LogFilters(
-        text=q or None,
+        text=text_param(q),
         level=choice("level", level.lower() if level else level, LEVELS),
-        service=service or None,
+        service=text_param(service),
         trace_id=parse_trace_id(trace_id) if trace_id else None,
         attributes=attribute_filters(request),
     )

@@ -33,13 +33,19 @@ def parse_trace_id(value: str, name: str = "trace_id") -> bytes:
     return raw
 
 
+def text_param(value: str | None) -> str | None:
+    """A text filter as stored data spells it: ingest strips NUL (PostgreSQL text cannot
+    hold it), so a filter does too; empty means no filter."""
+    return (value.replace("\x00", "") or None) if value else None
+
+
 def attribute_filters(request: Request) -> tuple[tuple[str, str], ...]:
     """Every `attr.<key>=<value>` query parameter, in order; repeated keys all apply."""
     found = []
     for name, value in request.query_params.multi_items():
         if not name.startswith(ATTRIBUTE_PREFIX):
             continue
-        key = name[len(ATTRIBUTE_PREFIX) :]
+        key, value = name[len(ATTRIBUTE_PREFIX) :].replace("\x00", ""), value.replace("\x00", "")
         if not key:
             raise BadRequest(
                 "attr.<key>=<value>: the attribute key is empty, e.g. attr.tool=search"
@@ -82,10 +88,13 @@ async def find_traces(
     limit: int = Query(20, ge=1, le=MAX_TRACE_LIMIT),
     cursor: str | None = None,
 ) -> dict[str, Any]:
+    """Traces whose root span started in `start..end` (default: the last hour) and that
+    have one span matching every filter; `attr.<key>=<value>` (repeatable) compares a span
+    attribute. Newest first; pass `next_cursor` back as `cursor` for the next page."""
     start_time, end_time = time_range(start, end)
     filters = SpanFilters(
-        service=service or None,
-        name=name or None,
+        service=text_param(service),
+        name=text_param(name),
         status=choice("status", status, STATUS_NAMES),
         min_duration_ms=milliseconds("min_duration_ms", min_duration_ms),
         max_duration_ms=milliseconds("max_duration_ms", max_duration_ms),

@@ -34,7 +34,7 @@ from app.db.tables import logs
 from app.domain.logs import _TEXT_LEVELS, LEVELS, level_name, severity_floor
 from app.domain.times import iso
 from app.query.cursor import Cursor, decode_cursor, encode_cursor, filters_digest
-from app.query.traces import attribute_condition
+from app.query.traces import attribute_condition, fetch_planned_for_values
 
 MAX_LOG_LIMIT = 1000
 # A constant, never a bound parameter: the planner matches it against the GIN index
@@ -106,26 +106,39 @@ async def search_logs(
 ) -> dict[str, Any]:
     """Logs newest first and the cursor of the next page; InvalidCursor for a foreign cursor."""
     digest = filters.digest()
-    conditions = [logs.c.project_id == project_id, *filters.conditions()]
+    position: tuple[datetime, int] | None = None
     if cursor:
         decoded = decode_cursor(cursor, kind="logs", filters=digest, tie_type=int)
         start, end = decoded.start, decoded.end
-        conditions.append(tuple_(logs.c.time, logs.c.id) < tuple_(decoded.time, decoded.tie))
-    conditions += [logs.c.time >= start, logs.c.time <= end]
-    query = (
-        select(*_LOG_FIELDS)
-        .where(*conditions)
-        .order_by(logs.c.time.desc(), logs.c.id.desc())
-        .limit(limit + 1)
-    )
-    async with engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
+        position = (decoded.time, int(decoded.tie))
+    query = search_query(project_id, filters, start, end, limit, position)
+    rows = await fetch_planned_for_values(engine, query)
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
         next_cursor = encode_cursor(Cursor("logs", last.time, last.id, start, end, digest))
     return {"logs": [_log(row) for row in page], "next_cursor": next_cursor}
+
+
+def search_query(
+    project_id: int,
+    filters: LogFilters,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    position: tuple[datetime, int] | None = None,
+) -> Any:
+    """One page (plus one row, to know whether another follows) after `position`."""
+    conditions = [logs.c.project_id == project_id, logs.c.time >= start, logs.c.time <= end]
+    if position is not None:
+        conditions.append(tuple_(logs.c.time, logs.c.id) < tuple_(*position))
+    return (
+        select(*_LOG_FIELDS)
+        .where(*conditions, *filters.conditions())
+        .order_by(logs.c.time.desc(), logs.c.id.desc())
+        .limit(limit + 1)
+    )
 
 
 def _log(row: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import spans
 from app.domain.records import STATUS_ERROR
+from app.query.traces import fetch_planned_for_values
 
 
 async def list_services(
@@ -34,8 +35,7 @@ async def list_services(
         .group_by(spans.c.service_name, spans.c.name)
         .order_by(spans.c.service_name, spans.c.name)
     )
-    async with engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
+    rows = await fetch_planned_for_values(engine, query)
     services: dict[str, dict[str, Any]] = {}
     for row in rows:
         service = services.get(row.service_name)

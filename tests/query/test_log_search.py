@@ -128,6 +128,7 @@ async def test_newest_first_with_every_field(data: Dataset) -> None:
         ("tick", ["tick3", "tick2", "tick1"]),
         ("nothing-like-this", []),
         ("   ", IN_WINDOW),
+        ("wea\x00ther", ["L8", "L1"]),
         ("'); DROP TABLE logs; --", []),
     ],
 )

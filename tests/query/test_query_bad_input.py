@@ -47,6 +47,7 @@ async def test_unknown_and_malformed_trace_ids(client: httpx.AsyncClient) -> Non
         ({"end": "2026-13-45"}, ["end", "RFC 3339"]),
         ({"start": "now", "end": "now-1h"}, ["start must not be after end"]),
         ({"attr.": "x"}, ["attr.<key>", "empty"]),
+        ({f"attr.k{number}": "v" for number in range(21)}, ["at most 20", "got 21"]),
         ({"cursor": "not a cursor"}, ["cursor", "next_cursor"]),
         ({"cursor": base64.urlsafe_b64encode(b'{"v": 1}').decode()}, ["cursor"]),
     ],

@@ -141,6 +141,12 @@ async def test_a_trace_without_root_is_readable_but_not_listed(data: Dataset) ->
         ({"max_duration_ms": "10"}, [T3]),
         ({"min_duration_ms": "1000", "max_duration_ms": "1250"}, [T5, T4]),
         ({"min_duration_ms": "1200.5"}, [T5, T2]),
+        ({"min_duration_ms": "1e300"}, []),
+        ({"max_duration_ms": "1e300"}, NEWEST_FIRST),
+        ({"min_duration_ms": "0", "max_duration_ms": "0.000001"}, []),
+        # NUL cannot be stored, so ingest strips it; a filter is read the same way.
+        ({"service": "gate\x00way"}, [T3, T1]),
+        ({"service": "\x00"}, NEWEST_FIRST),
         # One span must match every filter: T1's error is in `tools`, not `assistant`.
         ({"service": "assistant", "status": "error"}, [T2]),
         ({"service": "tools", "min_duration_ms": "500"}, [T5]),
@@ -169,6 +175,7 @@ async def test_span_filters(data: Dataset, params: dict[str, str], expected: lis
         ([("attr.tool", "search"), ("attr.tool", "run_tests")], []),
         ([("attr.http.status_code", "0200")], []),
         ([("attr.nothing", "x")], []),
+        ([("attr.to\x00ol", "run_\x00tests")], [T5, T1]),
         # Text that looks like SQL or JSON is just a value to compare.
         ([("attr.tool", "x' OR '1'='1")], []),
         ([('attr.a"}', '{"b": 1}')], []),
