@@ -99,9 +99,7 @@ class KeyStore:
                     .where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
                 )
             ).first()
-        principal = (
-            Principal(int(row.project_id), row.name, frozenset(row.scopes)) if row else None
-        )
+        principal = Principal(int(row.project_id), row.name, frozenset(row.scopes)) if row else None
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[digest] = (now + CACHE_TTL_S, principal)

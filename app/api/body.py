@@ -10,9 +10,7 @@ from app.ingest.payload import PayloadTooLarge
 async def read_limited(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(
-            f"body of {declared} bytes is larger than the {max_bytes}-byte limit"
-        )
+        raise PayloadTooLarge(f"body of {declared} bytes is larger than the {max_bytes}-byte limit")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -38,7 +38,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 
 def schema_check(revision: str | None, head: str) -> str:
-    """"ok" at our head, or past it: during a rolling upgrade the new version migrates
+    """ "ok" at our head, or past it: during a rolling upgrade the new version migrates
     first (migrations only add), and the old processes must stay in service meanwhile."""
     if revision == head:
         return "ok"

@@ -104,9 +104,7 @@ async def _store(
         raise OtlpFailure(503, f"collector is saturated: {error}", retry_after) from None
     except DatabaseUnavailable:
         INGEST_ITEMS.labels(signal.name, "failed").inc(len(batch.items))
-        raise OtlpFailure(
-            503, "the database is unavailable; retry later", retry_after
-        ) from None
+        raise OtlpFailure(503, "the database is unavailable; retry later", retry_after) from None
     except WriteRejected as error:
         INGEST_ITEMS.labels(signal.name, "failed").inc(len(batch.items))
         raise OtlpFailure(400, str(error)) from None

@@ -40,13 +40,20 @@ Steps without a (finite) value are omitted; no output is NaN or infinite.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from app.domain.bucket_math import (
+    Exponential,
+    downscale,
+    exponential_quantile,
+    histogram_quantile,
+    merge_buckets,
+    merge_exponential,
+)
 from app.domain.metrics import (
     EXPONENTIAL_HISTOGRAM,
     GAUGE,
@@ -74,17 +81,6 @@ class Sample:
     time_s: float
     value: float
     start_time_s: float | None = None
-
-
-@dataclass(slots=True)
-class Exponential:
-    """Exponential buckets: index i at `scale` covers (base**i, base**(i+1)], base 2**2**-scale."""
-
-    scale: int
-    zero_count: float = 0.0
-    zero_threshold: float = 0.0
-    positive: dict[int, float] = field(default_factory=dict)
-    negative: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -241,148 +237,12 @@ def aggregate(values: Sequence[float], agg: str, step_s: int) -> float | None:
 # --- explicit-bounds histograms ------------------------------------------------------
 
 
-def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float | None:
-    """Prometheus `histogram_quantile` over non-cumulative bucket counts (len(bounds) + 1)."""
-    total = math.fsum(counts)
-    if not bounds or total <= 0:
-        return None
-    rank = q * total
-    cumulative = 0.0
-    for index, bound in enumerate(bounds):
-        count = counts[index]
-        if count > 0 and cumulative + count >= rank:
-            if index == 0 and bound <= 0:
-                return bound
-            lower = bounds[index - 1] if index else 0.0
-            return lower + (bound - lower) * (rank - cumulative) / count
-        cumulative += count
-    return bounds[-1]
-
-
-def rebucket(
-    bounds: Sequence[float], counts: Sequence[float], union: Sequence[float]
-) -> list[float]:
-    """Counts on `bounds` moved onto `union` (a superset), splitting buckets by width."""
-    moved = [0.0] * (len(union) + 1)
-    position = {bound: index for index, bound in enumerate(union)}
-    for index, count in enumerate(counts):
-        if not count:
-            continue
-        if index == len(bounds):  # above the last bound: just above it in the union
-            moved[position[bounds[-1]] + 1 if bounds else len(union)] += count
-            continue
-        upper = bounds[index]
-        if index == 0 and upper <= 0:
-            moved[position[upper]] += count
-            continue
-        lower = bounds[index - 1] if index else 0.0
-        target = bisect_right(union, lower)
-        start = lower
-        while True:
-            piece_end = min(union[target], upper)
-            moved[target] += count * (piece_end - start) / (upper - lower)
-            if piece_end >= upper:
-                break
-            start, target = piece_end, target + 1
-    return moved
-
-
-def _merge_buckets(
-    parts: list[tuple[tuple[float, ...], Sequence[float]]],
-) -> tuple[tuple[float, ...], list[float]] | None:
-    if not parts:
-        return None
-    bounds = parts[0][0]
-    if any(other != bounds for other, _ in parts):
-        bounds = tuple(sorted({bound for other, _ in parts for bound in other}))
-        parts = [(bounds, rebucket(other, counts, bounds)) for other, counts in parts]
-    merged = [0.0] * (len(bounds) + 1)
-    for _, counts in parts:
-        for index, count in enumerate(counts):
-            merged[index] += count
-    return bounds, merged
-
-
-# --- exponential histograms ----------------------------------------------------------
-
-
-def _power(scale: int, exponent: float) -> float:
-    """base**exponent = 2**(exponent * 2**-scale); inf past the float range."""
-    try:
-        return 2.0 ** (exponent / 2.0**scale)
-    except OverflowError:
-        return math.inf
-
-
-def downscale(buckets: Exponential, scale: int) -> Exponential:
-    """The same buckets at a smaller scale: index i becomes i >> (old - new scale)."""
-    shift = buckets.scale - scale
-    if shift <= 0:
-        return buckets
-    sides: list[dict[int, float]] = [{}, {}]
-    for side, source in zip(sides, (buckets.positive, buckets.negative), strict=True):
-        for index, count in source.items():
-            side[index >> shift] = side.get(index >> shift, 0.0) + count
-    return Exponential(scale, buckets.zero_count, buckets.zero_threshold, *sides)
-
-
-def merge_exponential(parts: Sequence[Exponential]) -> Exponential | None:
-    if not parts:
-        return None
-    scale = min(part.scale for part in parts)
-    merged = Exponential(scale, zero_threshold=max(part.zero_threshold for part in parts))
-    for part in parts:
-        part = downscale(part, scale)
-        merged.zero_count += part.zero_count
-        for side, source in ((merged.positive, part.positive), (merged.negative, part.negative)):
-            for index, count in source.items():
-                side[index] = side.get(index, 0.0) + count
-    if merged.zero_threshold > 0:  # buckets now inside the widest zero bucket join it
-        for side in (merged.positive, merged.negative):
-            for index in [i for i in side if _power(scale, i + 1) <= merged.zero_threshold]:
-                merged.zero_count += side.pop(index)
-    return merged
-
-
-def exponential_quantile(q: float, buckets: Exponential) -> float | None:
-    """Quantile over negative buckets (most negative first), the zero bucket, positive ones."""
-    negative = [(i, c) for i, c in sorted(buckets.negative.items(), reverse=True) if c > 0]
-    positive = [(i, c) for i, c in sorted(buckets.positive.items()) if c > 0]
-    total = (
-        buckets.zero_count + math.fsum(c for _, c in negative) + math.fsum(c for _, c in positive)
-    )
-    if total <= 0:
-        return None
-    rank = q * total
-    cumulative = 0.0
-    for index, count in negative:
-        if cumulative + count >= rank:
-            return -_power(buckets.scale, index + 1 - (rank - cumulative) / count)
-        cumulative += count
-    zero = buckets.zero_count
-    if zero > 0:
-        if cumulative + zero >= rank:
-            threshold = buckets.zero_threshold
-            lower = -threshold if negative else 0.0
-            upper = threshold if positive or not negative else 0.0
-            return lower + (upper - lower) * (rank - cumulative) / zero
-        cumulative += zero
-    for index, count in positive:
-        if cumulative + count >= rank:
-            return _power(buckets.scale, index + (rank - cumulative) / count)
-        cumulative += count
-    return _power(buckets.scale, positive[-1][0] + 1) if positive else 0.0
-
-
-# --- distributions -------------------------------------------------------------------
-
-
 def merge_distributions(parts: Sequence[Distribution]) -> Distribution:
     """Counts and sums add up; buckets merge as the module docstring says."""
     merged = Distribution(count=math.fsum(part.count for part in parts))
     sums = [part.sum for part in parts]
     merged.sum = None if any(s is None for s in sums) else math.fsum(sums)  # type: ignore[arg-type]
-    buckets = _merge_buckets(
+    buckets = merge_buckets(
         [(p.bounds, p.bucket_counts) for p in parts if p.bounds is not None and p.bucket_counts]
     )
     if buckets is not None:

@@ -39,12 +39,16 @@ async def compact_rollups(engine: AsyncEngine, max_minutes: int = 5000) -> int:
         chunk = [tuple(row) for row in targets[start : start + MINUTES_PER_TRANSACTION]]
         async with engine.begin() as connection:
             removed = (
-                await connection.execute(
-                    delete(span_rollups)
-                    .where(tuple_(span_rollups.c.project_id, span_rollups.c.minute).in_(chunk))
-                    .returning(*span_rollups.c)
+                (
+                    await connection.execute(
+                        delete(span_rollups)
+                        .where(tuple_(span_rollups.c.project_id, span_rollups.c.minute).in_(chunk))
+                        .returning(*span_rollups.c)
+                    )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
             merged = merge_rollup_rows(list(removed))
             raw = (await connection.get_raw_connection()).driver_connection
             await raw.copy_records_to_table(

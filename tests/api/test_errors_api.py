@@ -163,9 +163,7 @@ async def test_error_api_bad_input_and_isolation(client, collector, make_key) ->
     assert bad_status.status_code == 422
 
     other_key = await make_key(f"other-{marker}", "read", "ingest")
-    async with httpx.AsyncClient(
-        base_url=collector.url, headers={"x-api-key": other_key}
-    ) as other:
+    async with httpx.AsyncClient(base_url=collector.url, headers={"x-api-key": other_key}) as other:
         assert (await other.get(f"/api/v1/errors/{fingerprint}")).status_code == 404
         assert (await other.get("/api/v1/errors")).json() == {"errors": []}
         patched = await other.patch(f"/api/v1/errors/{fingerprint}", json={"status": "ignored"})
@@ -204,14 +202,38 @@ async def test_native_spans_valid_and_invalid_items(client) -> None:
                 "gen_ai.usage.output_tokens": 500,
             },
         },
-        {"trace_id": "xyz", "span_id": "00000000000000a3", "name": "n", "service": "s",
-         "start_time": now.isoformat(), "duration_ms": 1},
-        {"trace_id": trace_id, "span_id": "00000000000000a4", "name": "n", "service": "s",
-         "start_time": now.isoformat()},
-        {"trace_id": trace_id, "span_id": "00000000000000a5", "name": "n", "service": "s",
-         "start_time": (now - timedelta(days=30)).isoformat(), "duration_ms": 1},
-        {"trace_id": trace_id, "span_id": "00000000000000a6", "name": "n", "service": "s",
-         "start_time": now.isoformat(), "duration_ms": 1, "kind": "sideways"},
+        {
+            "trace_id": "xyz",
+            "span_id": "00000000000000a3",
+            "name": "n",
+            "service": "s",
+            "start_time": now.isoformat(),
+            "duration_ms": 1,
+        },
+        {
+            "trace_id": trace_id,
+            "span_id": "00000000000000a4",
+            "name": "n",
+            "service": "s",
+            "start_time": now.isoformat(),
+        },
+        {
+            "trace_id": trace_id,
+            "span_id": "00000000000000a5",
+            "name": "n",
+            "service": "s",
+            "start_time": (now - timedelta(days=30)).isoformat(),
+            "duration_ms": 1,
+        },
+        {
+            "trace_id": trace_id,
+            "span_id": "00000000000000a6",
+            "name": "n",
+            "service": "s",
+            "start_time": now.isoformat(),
+            "duration_ms": 1,
+            "kind": "sideways",
+        },
     ]
     answer = (await client.post("/api/v1/ingest/spans", json={"spans": spans})).json()
     assert answer["accepted"] == 2

@@ -20,9 +20,7 @@ def test_schema_check_accepts_head_and_newer_but_not_older() -> None:
 async def test_percent_encoded_bearer_header_is_accepted(collector, key) -> None:
     # OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<key>, passed through undecoded.
     async with httpx.AsyncClient(base_url=collector.url) as http:
-        response = await http.get(
-            "/api/v1/errors", headers={"Authorization": f"Bearer%20{key}"}
-        )
+        response = await http.get("/api/v1/errors", headers={"Authorization": f"Bearer%20{key}"})
         assert response.status_code == 200, response.text
         wrong = await http.get("/api/v1/errors", headers={"Authorization": "Bearer%20nope"})
         assert wrong.status_code == 401

@@ -6,9 +6,16 @@ import math
 
 import pytest
 
+from app.domain.bucket_math import (
+    Exponential,
+    downscale,
+    exponential_quantile,
+    histogram_quantile,
+    merge_exponential,
+    rebucket,
+)
 from app.domain.metric_math import (
     Distribution,
-    Exponential,
     Sample,
     SeriesInput,
     Window,
@@ -16,15 +23,10 @@ from app.domain.metric_math import (
     counter_increases,
     default_step_s,
     distribution_increase,
-    downscale,
     evaluate,
-    exponential_quantile,
     group_labels,
-    histogram_quantile,
     merge_distributions,
-    merge_exponential,
     per_step,
-    rebucket,
     step_count,
     step_start,
     unsupported,
