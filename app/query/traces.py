@@ -43,7 +43,7 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select, text, true, tuple_
+from sqlalchemy import ColumnElement, exists, func, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import spans
@@ -234,16 +234,9 @@ def attribute_condition(column: Any, key: str, value: str) -> ColumnElement[bool
 
 
 async def fetch_planned_for_values(engine: AsyncEngine, query: Any) -> list[Any]:
-    """Run a search with a plan made for its actual values, never a cached generic one.
-
-    The driver prepares statements and PostgreSQL may switch a prepared statement to a
-    generic plan after five runs. For searches the best plan depends on the values (a rare
-    word walks the GIN index, a common one the time index; a one-hour window differs from
-    a week): on 400k rows, generic plans ran up to 500x slower. SET LOCAL ends with the
-    transaction, so the pooled connection is left as it was.
-    """
+    """Run a search. Its plan is made for the actual values, never a cached generic one:
+    every connection sets plan_cache_mode = force_custom_plan (app/db/engine.py)."""
     async with engine.connect() as connection:
-        await connection.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         return list((await connection.execute(query)).all())
 
 

@@ -1,6 +1,6 @@
 """Per-minute span rollups for dashboards; error events by time.
 
-Revision ID: 0010
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-23
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0010"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """Indexes for trace and log search, and a tie-breaking id on logs for keyset paging.
 
-Revision ID: 0003
-Revises: 0010
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-23
 
 `logs.id` comes from a sequence default rather than an identity column: PostgreSQL 15/16
@@ -16,9 +16,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
+revision = "0004"
 # 0010 (span rollups) also revises 0002; chained after it to keep one head.
-down_revision = "0010"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
