@@ -43,7 +43,8 @@ def server_url(explicit: str | None) -> str:
 class ScratchDatabase:
     """A new migrated database, dropped on exit."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, keep: bool = False) -> None:
+        self.keep = keep
         self.name = f"telemetry_bench_{uuid.uuid4().hex[:8]}"
         self.admin = asyncpg_dsn(make_url(server).set(database="postgres").render_as_string(False))
         self.url = make_url(server).set(database=self.name).render_as_string(False)
@@ -56,6 +57,9 @@ class ScratchDatabase:
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        if self.keep:
+            print(f"kept database {self.url}")
+            return
         connection = await asyncpg.connect(self.admin)
         await connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         await connection.close()

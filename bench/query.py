@@ -74,7 +74,7 @@ def timed(client: httpx.Client, path: str, params: dict, repeat: int) -> list[fl
 
 async def run(args: argparse.Namespace) -> None:
     server = server_url(args.database_url)
-    async with ScratchDatabase(server) as database:
+    async with ScratchDatabase(server, keep=args.keep_database) as database:
         if args.explain:
             admin = await database.connect()
             await admin.execute(
@@ -159,6 +159,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=25)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument(
+        "--keep-database", action="store_true", help="keep the seeded database for EXPLAIN"
+    )
     parser.add_argument("--database-url", default=None)
     asyncio.run(run(parser.parse_args()))
 
