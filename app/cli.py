@@ -32,9 +32,8 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.db.migrate import upgrade_to_head
+    from app.server import serve
 
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -46,16 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         multiproc_dir = tempfile.mkdtemp(prefix="telemetry-metrics-")
         os.environ[MULTIPROC_ENV] = multiproc_dir
     try:
-        uvicorn.run(
-            "app.main:app_factory",
-            factory=True,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            workers=workers,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
+        serve(args.host or settings.host, args.port or settings.port, workers)
     finally:
         if multiproc_dir:
             shutil.rmtree(multiproc_dir, ignore_errors=True)

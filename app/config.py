@@ -62,7 +62,10 @@ class Settings(BaseSettings):
         16384, description="Longer string attribute values are truncated to this length."
     )
 
-    db_pool_size: int = Field(10, description="Connections per process.")
+    db_pool_size: int = Field(10, description="Connections per process for queries and jobs.")
+    writer_pool_size: int = Field(
+        4, description="Connections per process for the ingest writer (its own pool)."
+    )
     db_connect_timeout_s: float = Field(
         5.0, description="Give up connecting after this long (ingest answers 503)."
     )

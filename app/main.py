@@ -74,9 +74,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.database_read_url
         else engine
     )
+    # The writer has its own small pool: its connections carry a different jsonb codec,
+    # and ingest bursts cannot starve queries of connections (or the reverse).
+    writer_engine = create_engine(settings, url, pool_size=settings.writer_pool_size)
     partitions = PartitionManager(engine)
     writer = GroupCommitWriter(
-        engine,
+        writer_engine,
         partitions,
         max_batch_rows=settings.writer_max_batch_rows,
         max_queued_rows=settings.writer_max_queued_rows,
@@ -113,6 +116,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await workers.stop()
         await writer.stop()
+        await writer_engine.dispose()
         await engine.dispose()
         if read_engine is not engine:
             await read_engine.dispose()

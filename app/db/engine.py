@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -28,6 +29,9 @@ def create_engine(settings: Settings, url: str, *, pool_size: int | None = None)
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=2,
         pool_pre_ping=True,
+        # jsonb columns are read on every trace and log query; orjson parses them faster.
+        json_deserializer=orjson.loads,
+        json_serializer=lambda value: orjson.dumps(value).decode(),
         # A dead connection must fail fast: ingest answers 503 and the client retries.
         pool_timeout=settings.db_connect_timeout_s,
         connect_args={

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -111,6 +112,7 @@ class GroupCommitWriter:
         self._unavailable_until = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._hooks = hooks or {}
+        self._builtin_json: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
         self._commit_timeout_s = commit_timeout_s
 
     async def start(self) -> None:
@@ -231,6 +233,12 @@ class GroupCommitWriter:
                 await self._partitions.ensure(table, merged.days)
         async with self._engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
+            if raw not in self._builtin_json:
+                # SQLAlchemy installs a Python jsonb codec (a call per value); rows carry
+                # JSON text already, which asyncpg's built-in codec sends without one.
+                # This engine is the writer's own, so no query expects decoded jsonb.
+                await raw.reset_type_codec("jsonb", schema="pg_catalog")
+                self._builtin_json.add(raw)
             async with raw.transaction():
                 for merged in by_table.values():
                     hook = self._hooks.get(merged.table)
