@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 
 from app.db.partitions import day_of_unix_nano
 from app.db.tables import METRIC_POINT_COLUMNS
@@ -49,6 +49,9 @@ def metric_point_rows(project_id: int, points: Iterable[MetricPoint]) -> TableRo
     # second point of one series at one instant in the same request would force the
     # writer's slow merge path only to be skipped there, so it is skipped here instead.
     seen: set[tuple[int, int]] = set()
+    # A collection cycle stamps all its points with one time, and a stream's points share
+    # a start time: convert each distinct instant once.
+    instants: dict[int, datetime] = {}
     for point in points:
         time_unix_nano = point.time_unix_nano
         identity = (point.series_id, time_unix_nano // 1000)
@@ -62,8 +65,10 @@ def metric_point_rows(project_id: int, points: Iterable[MetricPoint]) -> TableRo
             (
                 project_id,
                 point.series_id,
-                timestamp(time_unix_nano),
-                timestamp(point.start_time_unix_nano) if point.start_time_unix_nano else None,
+                _instant(instants, time_unix_nano),
+                _instant(instants, point.start_time_unix_nano)
+                if point.start_time_unix_nano
+                else None,
                 point.value,
                 point.count,
                 point.sum,
@@ -84,3 +89,10 @@ def metric_point_rows(project_id: int, points: Iterable[MetricPoint]) -> TableRo
             )
         )
     return TableRows("metric_points", METRIC_POINT_COLUMNS, rows, set(days_by_index.values()))
+
+
+def _instant(cache: dict[int, datetime], unix_nano: int) -> datetime:
+    moment = cache.get(unix_nano)
+    if moment is None:
+        moment = cache[unix_nano] = timestamp(unix_nano)
+    return moment
