@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -31,12 +32,19 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_cleanly(signum: int, _: object) -> None:
+    sys.exit(128 + signum)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from app.db.migrate import upgrade_to_head
     from app.server import serve
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; exiting through
+    # SystemExit instead lets exit hooks run, such as stopping an embedded PostgreSQL.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     upgrade_to_head(_database_url())
     workers = max(1, args.workers)
     multiproc_dir = None

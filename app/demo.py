@@ -262,11 +262,24 @@ def run_demo(url: str, key: str | None, conversations: int = 150, seed: int = 42
     )
     meter = meter_provider.get_meter("assistant.agent")
     metrics = {
+        # Bucket boundaries as the GenAI semantic conventions advise for these two.
         "duration": meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s", description="LLM call duration"
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="LLM call duration",
+            explicit_bucket_boundaries_advisory=[
+                0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                40.96, 81.92,
+            ],  # fmt: skip
         ),
         "tokens": meter.create_histogram(
-            "gen_ai.client.token.usage", unit="{token}", description="Tokens per LLM call"
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Tokens per LLM call",
+            explicit_bucket_boundaries_advisory=[
+                1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                16777216, 67108864,
+            ],  # fmt: skip
         ),
         "conversations": meter.create_counter(
             "assistant.conversations", unit="{conversation}", description="Conversation turns"
