@@ -10,22 +10,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain.durations import parse_duration_seconds
+from app.domain.redaction import DEFAULT_REDACT_KEYS
 
 MIB = 1024 * 1024
 
-DEFAULT_REDACT_KEYS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "cookie",
-    "set-cookie",
-    "private_key",
-    "credential",
-)
 
 
 class Settings(BaseSettings):

@@ -7,8 +7,10 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -106,3 +108,25 @@ def make_key(engine: AsyncEngine) -> Callable[..., object]:
         return (await create_key(engine, project, list(scopes or ("ingest", "read")))).key
 
     return make
+
+
+@pytest.fixture
+async def key(make_key: Callable[..., Any], project_name: str) -> str:
+    """An ingest + read key of this test's own project."""
+    return await make_key(project_name, "ingest", "read")
+
+
+@pytest.fixture
+async def client(collector: Collector, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The shared collector, authenticated with `key`."""
+    async with httpx.AsyncClient(
+        base_url=collector.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous(collector: Collector) -> AsyncIterator[httpx.AsyncClient]:
+    """The shared collector, without credentials."""
+    async with httpx.AsyncClient(base_url=collector.url, timeout=30) as http:
+        yield http

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.domain.genai import GenAIUsage
+
 # Span kinds and status codes, numbered as in the OTLP protobuf enums.
 SPAN_KIND_NAMES = ("unspecified", "internal", "server", "client", "producer", "consumer")
 STATUS_NAMES = ("unset", "ok", "error")
@@ -44,20 +46,6 @@ class Scope:
 
 
 @dataclass(slots=True)
-class GenAIFields:
-    """Promoted GenAI columns of a span, filled by enrichment."""
-
-    provider: str | None = None
-    model: str | None = None
-    operation: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_input_tokens: int | None = None
-    tool_name: str | None = None
-    cost_usd: float | None = None
-
-
-@dataclass(slots=True)
 class SpanRecord:
     """One span as stored. Times are Unix nanoseconds; ids are raw bytes."""
 
@@ -80,7 +68,9 @@ class SpanRecord:
     dropped_attributes_count: int = 0
     dropped_events_count: int = 0
     dropped_links_count: int = 0
-    genai: GenAIFields | None = None
+    # Filled by enrichment: the GenAI usage the attributes describe, and its cost.
+    genai: GenAIUsage | None = None
+    cost_usd: float | None = None
 
     @property
     def service_name(self) -> str:

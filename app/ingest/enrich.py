@@ -11,7 +11,7 @@ from typing import Any
 from app.config import Settings
 from app.domain.genai import extract_genai
 from app.domain.pricing import PriceTable
-from app.domain.records import GenAIFields, Resource, SpanRecord
+from app.domain.records import Resource, SpanRecord
 from app.domain.redaction import Redactor
 
 
@@ -45,16 +45,8 @@ class Enricher:
             # GenAI fields are read before redaction: none of them is a secret.
             usage = extract_genai(span.attributes)
             if usage is not None:
-                span.genai = GenAIFields(
-                    provider=usage.provider,
-                    model=usage.model,
-                    operation=usage.operation,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cache_read_input_tokens=usage.cache_read_input_tokens,
-                    tool_name=usage.tool_name,
-                    cost_usd=self.prices.cost_usd(usage),
-                )
+                span.genai = usage
+                span.cost_usd = self.prices.cost_usd(usage)
             span.attributes = self.redact(span.attributes)
             for event in span.events:
                 event["attributes"] = self.redact(event["attributes"])

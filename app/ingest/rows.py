@@ -67,7 +67,7 @@ def span_rows(project_id: int, spans: Iterable[SpanRecord]) -> TableRows:
                 genai.output_tokens if genai else None,
                 genai.cache_read_input_tokens if genai else None,
                 genai.tool_name if genai else None,
-                genai.cost_usd if genai else None,
+                span.cost_usd,
                 span.trace_state,
                 span.flags,
                 dumps(span.attributes),
