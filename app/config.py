@@ -15,7 +15,6 @@ from app.domain.redaction import DEFAULT_REDACT_KEYS
 MIB = 1024 * 1024
 
 
-
 class Settings(BaseSettings):
     """Configuration; names match the table in API.md (prefix `TELEMETRY_`)."""
 

@@ -122,6 +122,8 @@ logs = Table(
     # Tie-breaker for keyset paging (time, id); filled by its sequence default, so COPY
     # leaves it out (see LOG_COLUMNS and migration 0003).
     Column("id", BigInteger, server_default=text("nextval('logs_id_seq')")),
+    # A hash of the record's content: a retried export is recognised and stored once.
+    Column("log_id", LargeBinary),
     postgresql_partition_by="RANGE (time)",
 )
 

@@ -131,8 +131,10 @@ def error_from_log(
     service_name: str,
     trace_id: bytes | None,
     span_id: bytes | None,
+    event_id: bytes | None = None,
 ) -> ErrorEvent:
     return make_error_event(
+        event_id=event_id,
         error_type=_text(attributes.get(TYPE_KEY)),
         message=_text(attributes.get(MESSAGE_KEY)) or body_text,
         stacktrace=_text(attributes.get(STACKTRACE_KEY)),

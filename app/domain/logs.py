@@ -81,6 +81,8 @@ class LogRecord:
     flags: int = 0
     event_name: str = ""
     dropped_attributes_count: int = 0
+    # Content hash set when the row is built; also the id of an error event it carries.
+    log_id: bytes | None = None
 
     @property
     def service_name(self) -> str:

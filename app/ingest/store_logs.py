@@ -34,6 +34,8 @@ def errors_from_logs(logs: list[LogRecord]) -> list[ErrorEvent]:
             service_name=record.service_name,
             trace_id=record.trace_id,
             span_id=record.span_id,
+            # Derived from the log's content: a retried export does not count twice.
+            event_id=record.log_id,
         )
         for record in logs
         if is_error_log(record.attributes)

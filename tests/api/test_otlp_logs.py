@@ -171,6 +171,7 @@ async def test_example_stored_intact(
         assert row.pop("search_text") == SEARCH_TEXTS[example]
         row.pop("project_id")
         row.pop("id")  # the tie-breaker for log pagination, assigned by the database
+        assert len(row.pop("log_id")) == 16  # the content hash that makes retries no-ops
         assert row == wanted
 
     # The GIN index's expression finds it by words of the body.
@@ -366,3 +367,27 @@ async def test_partial_success_in_protobuf(collector, make_key, project_name) ->
     assert (
         answer.partial_success.error_message == "log record 0: spanId has 2 bytes; it must have 8"
     )
+
+
+async def test_retried_log_export_is_stored_once(collector, make_key, project_name, db) -> None:
+    key = await make_key(project_name, "ingest", "read")
+    document = shift_to_now(load_example("logs.json"), now_ns())
+    record = document["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    record["attributes"] = [
+        *record.get("attributes", []),
+        {"key": "exception.type", "value": {"stringValue": "RetryProbe"}},
+        {"key": "exception.message", "value": {"stringValue": "boom"}},
+    ]
+    for _ in range(2):  # the second is a client retrying after a lost answer
+        response = await post(f"{collector.url}/v1/logs", json=document, headers=auth(key))
+        assert response.status_code == 200, response.text
+    project_id = await db.fetchval("SELECT id FROM projects WHERE name = $1", project_name)
+    assert await db.fetchval("SELECT count(*) FROM logs WHERE project_id = $1", project_id) == 1
+    group_count = await db.fetchval(
+        "SELECT count FROM error_groups WHERE project_id = $1 AND type = 'RetryProbe'", project_id
+    )
+    assert group_count == 1
+    # A record that differs in anything (here its body) is a different record.
+    record["body"] = {"stringValue": "another line"}
+    await post(f"{collector.url}/v1/logs", json=document, headers=auth(key))
+    assert await db.fetchval("SELECT count(*) FROM logs WHERE project_id = $1", project_id) == 2
