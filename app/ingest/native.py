@@ -7,8 +7,10 @@ bad item is reported by index and the rest are stored.
 from __future__ import annotations
 
 import binascii
+import hashlib
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -335,7 +337,11 @@ def decode_native_errors(document: Any, limits: DecodeLimits, now_unix_nano: int
 def _error(item: NativeError, limits: DecodeLimits, now_unix_nano: int) -> ErrorEvent:
     moment = _nanos(item.timestamp, "timestamp") if item.timestamp is not None else now_unix_nano
     limits.check_time(moment, "timestamp")
+    # With the sender's own timestamp the item has an identity: a retry is the same event.
+    # Without one the time is ours, so a resent item cannot be told from a new one.
+    event_id = _content_id(item) if item.timestamp is not None else None
     return make_error_event(
+        event_id=event_id,
         error_type=item.type,
         message=item.message,
         stacktrace=item.stack,
@@ -347,6 +353,13 @@ def _error(item: NativeError, limits: DecodeLimits, now_unix_nano: int) -> Error
         attributes=_bounded_attributes(item.attributes, limits),
         custom_fingerprint=item.fingerprint,
     )
+
+
+def _content_id(item: NativeError) -> bytes:
+    document = item.model_dump(mode="json")
+    return hashlib.blake2b(
+        orjson.dumps(document, option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).digest()
 
 
 def _nanos(value: Time, field: str) -> int:

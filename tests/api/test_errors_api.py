@@ -305,3 +305,16 @@ async def test_native_logs_with_error_payload_become_error_events(client, db) ->
     assert detail["events"][0]["source"] == "log"
     assert detail["events"][0]["message"] == f"timed out {marker}"
     assert detail["events"][0]["span_id"] == "eee19b7ec3c1b174"
+
+
+async def test_native_error_with_its_own_timestamp_is_idempotent(client) -> None:
+    marker = uuid.uuid4().hex
+    stamped = _error("retry me", fingerprint=[marker], timestamp=datetime.now(UTC).isoformat())
+    for _ in range(2):  # a client retrying after a lost answer
+        await _post_errors(client, stamped)
+    unstamped = _error("no time of its own", fingerprint=[marker])
+    for _ in range(2):  # no timestamp: each send is a new occurrence
+        await _post_errors(client, unstamped)
+    fingerprint = (await _post_errors(client, stamped))["fingerprints"][0]["fingerprint"]
+    group = (await client.get(f"/api/v1/errors/{fingerprint}")).json()
+    assert group["count"] == 3
