@@ -6,8 +6,9 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -76,6 +77,65 @@ async def create_key(
             )
         )
     return NewKey(key, project_id, project, tuple(sorted(set(scopes))))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    prefix: str
+    project: str
+    scopes: tuple[str, ...]
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def list_keys(engine: AsyncEngine, project: str | None = None) -> list[KeyInfo]:
+    """Keys as stored (never the keys themselves: only their first characters)."""
+    query = (
+        select(
+            api_keys.c.prefix,
+            projects.c.name.label("project"),
+            api_keys.c.scopes,
+            api_keys.c.name,
+            api_keys.c.created_at,
+            api_keys.c.revoked_at,
+        )
+        .join(projects, projects.c.id == api_keys.c.project_id)
+        .order_by(projects.c.name, api_keys.c.created_at)
+    )
+    if project:
+        query = query.where(projects.c.name == project)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [
+        KeyInfo(
+            row.prefix, row.project, tuple(row.scopes), row.name, row.created_at, row.revoked_at
+        )
+        for row in rows
+    ]
+
+
+async def revoke_key(engine: AsyncEngine, prefix: str) -> KeyInfo:
+    """Revoke the one active key starting with `prefix`; ValueError if none or several."""
+    # Stored prefixes are a key's first 10 characters; the whole key works as well.
+    wanted = prefix[:10]
+    matches = [
+        key
+        for key in await list_keys(engine)
+        if key.revoked_at is None and key.prefix.startswith(wanted)
+    ]
+    if not matches:
+        raise ValueError(f"no active key starts with {prefix!r}")
+    if len(matches) > 1:
+        listed = ", ".join(f"{key.prefix} ({key.project})" for key in matches)
+        raise ValueError(f"{prefix!r} matches several keys: {listed}; give more characters")
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(api_keys)
+            .where(api_keys.c.prefix == matches[0].prefix, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
+    return matches[0]
 
 
 class KeyStore:

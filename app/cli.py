@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from typing import Any
 
 from app.config import get_settings
 from app.telemetry import MULTIPROC_ENV, configure_logging
@@ -62,30 +63,65 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from app.auth import create_key
+
+    try:
+        new = _with_engine(
+            lambda engine: create_key(engine, args.project, args.scope, args.name or "")
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(new.key)
+    print(
+        f"# project {args.project!r}, scopes {','.join(args.scope)}; "
+        "shown once, stored only as a hash",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _with_engine(work: Any) -> Any:
     from app.db.engine import create_engine
     from app.db.migrate import upgrade_to_head
 
     url = _database_url()
     upgrade_to_head(url)
 
-    async def run() -> str:
+    async def run() -> Any:
         engine = create_engine(get_settings(), url, pool_size=1)
         try:
-            new = await create_key(engine, args.project, args.scope, args.name or "")
+            return await work(engine)
         finally:
             await engine.dispose()
-        return new.key
+
+    return asyncio.run(run())
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from app.auth import list_keys
+
+    keys = _with_engine(lambda engine: list_keys(engine, args.project))
+    print(f"{'prefix':12} {'project':20} {'scopes':20} {'created':20} {'revoked':20} name")
+    for key in keys:
+        revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
+        print(
+            f"{key.prefix:12} {key.project:20} {','.join(key.scopes):20} "
+            f"{key.created_at:%Y-%m-%d %H:%M:%S}  {revoked:20} {key.name}"
+        )
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from app.auth import CACHE_TTL_S, revoke_key
 
     try:
-        key = asyncio.run(run())
+        key = _with_engine(lambda engine: revoke_key(engine, args.prefix))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(key)
     print(
-        f"# project {args.project!r}, scopes {','.join(args.scope)}; "
-        "shown once, stored only as a hash",
-        file=sys.stderr,
+        f"revoked {key.prefix} of project {key.project!r}; running collectors stop accepting "
+        f"it within {CACHE_TTL_S:g} s"
     )
     return 0
 
@@ -124,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--name", default="", help="a label for the key")
     create.set_defaults(handler=cmd_keys_create)
+    listing = key_commands.add_parser("list", help="list keys (their first characters only)")
+    listing.add_argument("--project", default=None, help="only this project's keys")
+    listing.set_defaults(handler=cmd_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its first characters")
+    revoke.add_argument("prefix", help="the key's prefix as `keys list` shows it, or the key")
+    revoke.set_defaults(handler=cmd_keys_revoke)
 
     demo = commands.add_parser("demo", help="send an hour of realistic assistant telemetry")
     demo.add_argument("--url", default="http://127.0.0.1:4318", help="collector base URL")
