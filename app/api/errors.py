@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.ingest.writer import is_unavailable
+from app.query.cursor import InvalidCursor
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(error.code, error.message), status_code=error.status, headers=error.headers
         )
+
+    @app.exception_handler(InvalidCursor)
+    async def _cursor(_: Request, error: InvalidCursor) -> JSONResponse:
+        # Raised by the read side for a cursor it did not issue; the message names it.
+        return JSONResponse(error_body(BadRequest.code, str(error)), status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -7,11 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from app.api.deps import ReadPrincipal, ServicesDep
-from app.api.errors import BadRequest
 from app.api.params import choice, time_range
 from app.api.traces import attribute_filters, parse_trace_id, text_param
 from app.domain.logs import LEVELS
-from app.query.cursor import InvalidCursor
 from app.query.logs import MAX_LOG_LIMIT, LogFilters, search_logs
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
@@ -42,15 +40,12 @@ async def find_logs(
         trace_id=parse_trace_id(trace_id) if trace_id else None,
         attributes=attribute_filters(request),
     )
-    try:
-        return await search_logs(
-            services.read_engine,
-            principal.project_id,
-            filters,
-            start=start_time,
-            end=end_time,
-            limit=limit,
-            cursor=cursor or None,
-        )
-    except InvalidCursor as error:
-        raise BadRequest(str(error)) from None
+    return await search_logs(
+        services.read_engine,
+        principal.project_id,
+        filters,
+        start=start_time,
+        end=end_time,
+        limit=limit,
+        cursor=cursor or None,
+    )

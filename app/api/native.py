@@ -66,8 +66,9 @@ async def ingest(
     request: Request,
     signal: str,
     decode: Callable[[Any, Services], NativeBatch],
-    store: Callable[[Services, int, list[Any]], Awaitable[None]],
+    store: Callable[[Services, int, list[Any]], Awaitable[dict[int, str] | None]],
 ) -> tuple[NativeBatch, dict[str, Any]]:
+    """Decode, store, answer. `store` may refuse items (position in `items` → reason)."""
     services = get_services(request)
     principal = await authorize(request, "ingest")
     document = await read_document(request, services)
@@ -78,7 +79,7 @@ async def ingest(
         raise BadRequest(str(error)) from None
     retry = {"Retry-After": str(services.settings.retry_after_s)}
     try:
-        await store(services, principal.project_id, batch.items)
+        refused = await store(services, principal.project_id, batch.items)
     except WriterSaturated as error:
         INGEST_REQUESTS.labels(signal, "native", "unavailable").inc()
         raise TooManyRequests(f"collector is saturated: {error}", headers=retry) from None
@@ -90,6 +91,7 @@ async def ingest(
     except WriteRejected as error:
         INGEST_REQUESTS.labels(signal, "native", "rejected").inc()
         raise BadRequest(str(error)) from None
+    batch.refuse(refused or {})
     INGEST_REQUESTS.labels(signal, "native", "ok").inc()
     INGEST_ITEMS.labels(signal, "accepted").inc(len(batch.items))
     INGEST_ITEMS.labels(signal, "rejected").inc(batch.rejected)
@@ -213,28 +215,18 @@ async def ingest_metrics(request: Request) -> dict[str, Any]:
         limits = decode_limits(services, "retention_metrics")
         return decode_native_metrics(document, limits, time.time_ns())
 
-    refused: list[tuple[int, Any]] = []
-
-    async def store(services: Services, project_id: int, items: list[Any]) -> None:
-        # Points of new series past the per-metric limit leave `metrics.items`.
-        metrics = MetricBatch(items=list(items))
-        await store_metric_points(
-            services.writer, services.enricher, services.series, project_id, metrics
+    async def store(services: Services, project_id: int, items: list[Any]) -> dict[int, str]:
+        refused = await store_metric_points(
+            services.writer, services.enricher, services.series, project_id, MetricBatch(items)
         )
-        kept = {id(point) for point in metrics.items}
-        refused.extend((index, point) for index, point in enumerate(items) if id(point) not in kept)
+        limit = services.settings.max_series_per_metric
+        return {
+            position: f"metric {point.stream.name!r} has reached the {limit}-series limit"
+            for position, point in enumerate(items)
+            if point.series_id in refused
+        }
 
-    batch, answer = await ingest(request, "metrics", decode, store)
-    limit = get_services(request).settings.max_series_per_metric
-    for position, point in refused:
-        answer["accepted"] -= 1
-        answer["rejected"].append(
-            {
-                "index": batch.indexes[position],
-                "reason": f"metric {point.stream.name!r} has reached the {limit}-series limit",
-            }
-        )
-    answer["rejected"].sort(key=lambda item: item["index"])
+    _, answer = await ingest(request, "metrics", decode, store)
     return answer
 
 

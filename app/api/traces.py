@@ -15,7 +15,6 @@ from app.api.deps import ReadPrincipal, ServicesDep
 from app.api.errors import BadRequest, NotFound
 from app.api.params import choice, time_range
 from app.domain.records import STATUS_NAMES
-from app.query.cursor import InvalidCursor
 from app.query.traces import MAX_TRACE_LIMIT, SpanFilters, get_trace, search_traces
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
@@ -103,18 +102,15 @@ async def find_traces(
     low, high = filters.min_duration_ms, filters.max_duration_ms
     if low is not None and high is not None and low > high:
         raise BadRequest("min_duration_ms must not be greater than max_duration_ms")
-    try:
-        return await search_traces(
-            services.read_engine,
-            principal.project_id,
-            filters,
-            start=start_time,
-            end=end_time,
-            limit=limit,
-            cursor=cursor or None,
-        )
-    except InvalidCursor as error:
-        raise BadRequest(str(error)) from None  # the message names the cursor
+    return await search_traces(
+        services.read_engine,
+        principal.project_id,
+        filters,
+        start=start_time,
+        end=end_time,
+        limit=limit,
+        cursor=cursor or None,
+    )
 
 
 @router.get("/traces/{trace_id}", summary="One trace with all its spans")

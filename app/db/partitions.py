@@ -18,8 +18,19 @@ def partition_name(table: str, day: date) -> str:
     return f"{table}_p{day:%Y%m%d}"
 
 
+NANOS_PER_DAY = 86_400 * 1_000_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
 def day_of_unix_nano(unix_nano: int) -> date:
-    return datetime.fromtimestamp(unix_nano // 1_000_000_000, tz=UTC).date()
+    return date.fromordinal(_EPOCH_ORDINAL + unix_nano // NANOS_PER_DAY)
+
+
+def days_of(unix_nanos: Iterable[int]) -> set[date]:
+    """The UTC days a batch's times fall on (integer division first: one date per day)."""
+    return {
+        date.fromordinal(_EPOCH_ORDINAL + day) for day in {t // NANOS_PER_DAY for t in unix_nanos}
+    }
 
 
 def _create_sql(table: str, day: date) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.domain.fingerprint import compute_fingerprint
 from app.domain.records import SpanRecord
-from app.domain.stacktrace import parse_stacktrace
+from app.domain.stacktrace import Frame, parse_stacktrace
 
 EXCEPTION_EVENT = "exception"
 TYPE_KEY = "exception.type"
@@ -59,8 +59,10 @@ def make_error_event(
     attributes: dict[str, Any] | None = None,
     custom_fingerprint: list[str] | str | None = None,
 ) -> ErrorEvent:
+    # Parsed once: both the fingerprint and the culprit read the frames.
+    frames = parse_stacktrace(stacktrace)
     fingerprint = compute_fingerprint(
-        error_type=error_type, message=message, stacktrace=stacktrace, custom=custom_fingerprint
+        error_type=error_type, message=message, stacktrace=frames, custom=custom_fingerprint
     )
     stack_text = stacktrace if isinstance(stacktrace, str) else _frames_text(stacktrace)
     return ErrorEvent(
@@ -73,16 +75,15 @@ def make_error_event(
         source=source,
         fingerprint=fingerprint.value,
         message_template=fingerprint.message_template,
-        culprit=culprit(stacktrace),
+        culprit=culprit(frames),
         trace_id=trace_id,
         span_id=span_id,
         attributes=attributes or {},
     )
 
 
-def culprit(stacktrace: str | list[dict] | None) -> str:
+def culprit(frames: Sequence[Frame]) -> str:
     """Where it broke: the innermost in-app frame (or innermost frame), as module.function."""
-    frames = parse_stacktrace(stacktrace)
     if not frames:
         return ""
     in_app = [frame for frame in frames if frame.in_app]

@@ -140,16 +140,25 @@ def _frame_components(frames: Sequence[Frame]) -> list[str]:
 
 
 def default_components(
-    error_type: str | None, message_template: str, stacktrace: str | list[dict] | None
+    error_type: str | None,
+    message_template: str,
+    stacktrace: str | list[dict] | Sequence[Frame] | None,
 ) -> list[str]:
     """The components of Sentry-style default grouping, without any custom fingerprint."""
     components = [f"type:{_normalize_type(error_type)}"]
-    frames = _frame_components(parse_stacktrace(stacktrace))
+    frames = _frame_components(as_frames(stacktrace))
     if frames:
         components.extend(frames)
     else:
         components.append(f"message:{message_template}")
     return components
+
+
+def as_frames(stacktrace: str | list[dict] | Sequence[Frame] | None) -> Sequence[Frame]:
+    """Frames already parsed are used as they are; text or frame dicts are parsed."""
+    if isinstance(stacktrace, (list, tuple)) and stacktrace and isinstance(stacktrace[0], Frame):
+        return stacktrace
+    return parse_stacktrace(stacktrace)  # type: ignore[arg-type]
 
 
 def _custom_items(custom: list[str] | str | None) -> list[str]:
@@ -165,7 +174,7 @@ def compute_fingerprint(
     *,
     error_type: str | None,
     message: str | None,
-    stacktrace: str | list[dict] | None = None,
+    stacktrace: str | list[dict] | Sequence[Frame] | None = None,
     custom: list[str] | str | None = None,
 ) -> Fingerprint:
     """Fingerprint of one error event; events with equal `value` belong to the same group.

@@ -11,6 +11,7 @@ from app.domain.genai import GenAIUsage
 SPAN_KIND_NAMES = ("unspecified", "internal", "server", "client", "producer", "consumer")
 STATUS_NAMES = ("unset", "ok", "error")
 STATUS_ERROR = 2
+KIND_SERVER = 2
 
 
 @dataclass(slots=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from app.db.partitions import day_of_unix_nano
+from app.db.partitions import days_of
 from app.db.tables import ERROR_EVENT_COLUMNS
 from app.domain.errors import ErrorEvent
 from app.domain.fingerprint import normalize_message
@@ -34,11 +34,9 @@ ON CONFLICT (project_id, fingerprint) DO UPDATE SET
 """
 
 
-def error_rows(project_id: int, events: Iterable[ErrorEvent]) -> TableRows:
+def error_rows(project_id: int, events: Sequence[ErrorEvent]) -> TableRows:
     rows = []
-    days = set()
     for event in events:
-        days.add(day_of_unix_nano(event.time_unix_nano))
         rows.append(
             (
                 project_id,
@@ -56,6 +54,7 @@ def error_rows(project_id: int, events: Iterable[ErrorEvent]) -> TableRows:
                 dumps(event.attributes),
             )
         )
+    days = days_of(event.time_unix_nano for event in events)
     return TableRows("error_events", ERROR_EVENT_COLUMNS, rows, days)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Sequence
 
-from app.db.partitions import day_of_unix_nano
+from app.db.partitions import days_of
 from app.db.tables import LOG_COLUMNS
 from app.domain.logs import LogRecord, search_text
 from app.ingest.rows import dumps, timestamp
@@ -36,9 +36,8 @@ if LOG_COLUMNS != _EXPECTED_COLUMNS:
     raise RuntimeError(f"logs columns changed to {LOG_COLUMNS}; update app/ingest/log_rows.py")
 
 
-def log_rows(project_id: int, logs: Iterable[LogRecord]) -> TableRows:
+def log_rows(project_id: int, logs: Sequence[LogRecord]) -> TableRows:
     rows = []
-    days = set()
     # Records of one resource/scope block share those objects; serialise each once.
     resource_json: dict[int, tuple[str, str]] = {}
     scope_json: dict[int, str] = {}
@@ -57,7 +56,6 @@ def log_rows(project_id: int, logs: Iterable[LogRecord]) -> TableRows:
         body_text = None if body is None else dumps(body)
         attributes_text = dumps(record.attributes)
         record.log_id = _identity(record, resource_entry[0], scope_text, body_text, attributes_text)
-        days.add(day_of_unix_nano(record.time_unix_nano))
         rows.append(
             (
                 project_id,
@@ -82,7 +80,7 @@ def log_rows(project_id: int, logs: Iterable[LogRecord]) -> TableRows:
                 record.log_id,
             )
         )
-    return TableRows("logs", LOG_COLUMNS, rows, days)
+    return TableRows("logs", LOG_COLUMNS, rows, days_of(record.time_unix_nano for record in logs))
 
 
 def _identity(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import datetime
 
-from app.db.partitions import day_of_unix_nano
+from app.db.partitions import days_of
 from app.db.tables import METRIC_POINT_COLUMNS
 from app.domain.metrics import MetricPoint
 from app.ingest.rows import dumps, timestamp
@@ -38,13 +38,10 @@ _EXPECTED_COLUMNS = (
 if METRIC_POINT_COLUMNS != _EXPECTED_COLUMNS:
     raise RuntimeError(f"metric_points columns changed: {METRIC_POINT_COLUMNS}")
 
-_NANOS_PER_DAY = 86_400 * 1_000_000_000
 
-
-def metric_point_rows(project_id: int, points: Iterable[MetricPoint]) -> TableRows:
+def metric_point_rows(project_id: int, points: Sequence[MetricPoint]) -> TableRows:
     """Rows for points whose `series_id` is set (and registered)."""
     rows = []
-    days_by_index: dict[int, date] = {}
     # Stored times have microsecond precision and (project, series, time) is unique; a
     # second point of one series at one instant in the same request would force the
     # writer's slow merge path only to be skipped there, so it is skipped here instead.
@@ -58,9 +55,6 @@ def metric_point_rows(project_id: int, points: Iterable[MetricPoint]) -> TableRo
         if identity in seen:
             continue
         seen.add(identity)
-        day_index = time_unix_nano // _NANOS_PER_DAY
-        if day_index not in days_by_index:
-            days_by_index[day_index] = day_of_unix_nano(time_unix_nano)
         rows.append(
             (
                 project_id,
@@ -88,7 +82,8 @@ def metric_point_rows(project_id: int, points: Iterable[MetricPoint]) -> TableRo
                 point.flags,
             )
         )
-    return TableRows("metric_points", METRIC_POINT_COLUMNS, rows, set(days_by_index.values()))
+    days = days_of(point.time_unix_nano for point in points)
+    return TableRows("metric_points", METRIC_POINT_COLUMNS, rows, days)
 
 
 def _instant(cache: dict[int, datetime], unix_nano: int) -> datetime:

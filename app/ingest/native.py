@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import (
@@ -36,6 +37,7 @@ from app.domain.times import parse_time, unix_nano
 from app.ingest.otlp_common import DecodeLimits, InvalidItem, MalformedPayload
 
 Time = str | float | int
+ItemT = TypeVar("ItemT", bound="_Item")
 NATIVE_SCOPE = Scope(name="native-api")
 
 
@@ -56,6 +58,20 @@ class NativeBatch(DecodedBatch):
     def reject_index(self, index: int, reason: str) -> None:
         self.reject(f"item {index}: {reason}")
         self.reasons.append({"index": index, "reason": reason})
+
+    def refuse(self, refused: dict[int, str]) -> None:
+        """Items that storing refused (by position in `items`) become rejections too."""
+        if not refused:
+            return
+        kept_items, kept_indexes = [], []
+        for position, (item, index) in enumerate(zip(self.items, self.indexes, strict=True)):
+            if position in refused:
+                self.reject_index(index, refused[position])
+            else:
+                kept_items.append(item)
+                kept_indexes.append(index)
+        self.items, self.indexes = kept_items, kept_indexes
+        self.reasons.sort(key=lambda reason: reason["index"])
 
 
 class _Item(BaseModel):
@@ -172,19 +188,40 @@ def items_of(document: Any, key: str) -> list[Any]:
     return document[key]
 
 
-def decode_native_spans(document: Any, limits: DecodeLimits) -> NativeBatch:
+def _decode(
+    document: Any, key: str, model: type[ItemT], build: Callable[[ItemT], Any]
+) -> NativeBatch:
+    """Validate and convert each item on its own: a bad one is reported, not fatal."""
     batch = NativeBatch()
-    resources: dict[str, Resource] = {}
-    for index, raw in enumerate(items_of(document, "spans")):
+    for index, raw in enumerate(items_of(document, key)):
         try:
-            item = NativeSpan.model_validate(raw)
-            resource = resources.get(item.service)
-            if resource is None:
-                resource = resources[item.service] = Resource({"service.name": item.service})
-            batch.accept(index, _span(item, resource, limits))
+            batch.accept(index, build(model.model_validate(raw)))
         except (ValidationError, InvalidItem, ValueError) as problem:
             batch.reject_index(index, reason(problem))
     return batch
+
+
+class _Resources:
+    """One Resource per service name within a request (rows serialise each once)."""
+
+    def __init__(self) -> None:
+        self._by_service: dict[str, Resource] = {}
+
+    def of(self, service: str) -> Resource:
+        resource = self._by_service.get(service)
+        if resource is None:
+            resource = self._by_service[service] = Resource({"service.name": service})
+        return resource
+
+
+def decode_native_spans(document: Any, limits: DecodeLimits) -> NativeBatch:
+    resources = _Resources()
+    return _decode(
+        document,
+        "spans",
+        NativeSpan,
+        lambda item: _span(item, resources.of(item.service), limits),
+    )
 
 
 def _span(item: NativeSpan, resource: Resource, limits: DecodeLimits) -> SpanRecord:
@@ -227,18 +264,13 @@ def _span(item: NativeSpan, resource: Resource, limits: DecodeLimits) -> SpanRec
 
 
 def decode_native_logs(document: Any, limits: DecodeLimits) -> NativeBatch:
-    batch = NativeBatch()
-    resources: dict[str, Resource] = {}
-    for index, raw in enumerate(items_of(document, "logs")):
-        try:
-            item = NativeLog.model_validate(raw)
-            resource = resources.get(item.service)
-            if resource is None:
-                resource = resources[item.service] = Resource({"service.name": item.service})
-            batch.accept(index, _log(item, resource, limits))
-        except (ValidationError, InvalidItem, ValueError) as problem:
-            batch.reject_index(index, reason(problem))
-    return batch
+    resources = _Resources()
+    return _decode(
+        document,
+        "logs",
+        NativeLog,
+        lambda item: _log(item, resources.of(item.service), limits),
+    )
 
 
 def _log(item: NativeLog, resource: Resource, limits: DecodeLimits) -> LogRecord:
@@ -267,19 +299,16 @@ def _log(item: NativeLog, resource: Resource, limits: DecodeLimits) -> LogRecord
 
 def decode_native_metrics(document: Any, limits: DecodeLimits, now_unix_nano: int) -> NativeBatch:
     """A `counter` is a monotonic delta sum; a `histogram` value is one observation."""
-    batch = NativeBatch()
     streams: dict[tuple[str, str, str, str], MetricStream] = {}
-    for index, raw in enumerate(items_of(document, "metrics")):
-        try:
-            item = NativeMetric.model_validate(raw)
-            key = (item.service, item.name, item.type, item.unit)
-            stream = streams.get(key)
-            if stream is None:
-                stream = streams[key] = _stream(item)
-            batch.accept(index, _point(item, stream, limits, now_unix_nano))
-        except (ValidationError, InvalidItem, ValueError) as problem:
-            batch.reject_index(index, reason(problem))
-    return batch
+
+    def point(item: NativeMetric) -> MetricPoint:
+        key = (item.service, item.name, item.type, item.unit)
+        stream = streams.get(key)
+        if stream is None:
+            stream = streams[key] = _stream(item)
+        return _point(item, stream, limits, now_unix_nano)
+
+    return _decode(document, "metrics", NativeMetric, point)
 
 
 def _stream(item: NativeMetric) -> MetricStream:
@@ -324,14 +353,9 @@ def _point(
 
 
 def decode_native_errors(document: Any, limits: DecodeLimits, now_unix_nano: int) -> NativeBatch:
-    batch = NativeBatch()
-    for index, raw in enumerate(items_of(document, "errors")):
-        try:
-            item = NativeError.model_validate(raw)
-            batch.accept(index, _error(item, limits, now_unix_nano))
-        except (ValidationError, InvalidItem, ValueError) as problem:
-            batch.reject_index(index, reason(problem))
-    return batch
+    return _decode(
+        document, "errors", NativeError, lambda item: _error(item, limits, now_unix_nano)
+    )
 
 
 def _error(item: NativeError, limits: DecodeLimits, now_unix_nano: int) -> ErrorEvent:

@@ -15,11 +15,10 @@ import asyncpg
 
 from app.db.tables import ROLLUP_COLUMNS, SPAN_COLUMNS
 from app.domain import sketch
+from app.domain.records import KIND_SERVER, STATUS_ERROR
 from app.ingest.writer import InsertHook
 
 REQUEST, LLM, TOOL = 1, 2, 3
-SERVER_KIND = 2
-STATUS_ERROR = 2
 
 _at = {name: index for index, name in enumerate(SPAN_COLUMNS)}
 _PROJECT = _at["project_id"]
@@ -56,7 +55,7 @@ class _Totals:
 
 def categories(row: tuple[Any, ...]) -> list[int]:
     found = []
-    if row[_KIND] == SERVER_KIND or row[_PARENT] is None:
+    if row[_KIND] == KIND_SERVER or row[_PARENT] is None:
         found.append(REQUEST)
     if row[_TOOL] is not None:
         found.append(TOOL)

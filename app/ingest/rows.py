@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from app.db.partitions import day_of_unix_nano
+from app.db.partitions import days_of
 from app.db.tables import SPAN_COLUMNS
 from app.domain.records import SpanRecord
 from app.ingest.writer import TableRows
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-NANOS_PER_DAY = 86_400 * 1_000_000_000
 
 
 def timestamp(unix_nano: int) -> datetime:
@@ -26,10 +25,8 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def span_rows(project_id: int, spans: Iterable[SpanRecord]) -> TableRows:
+def span_rows(project_id: int, spans: Sequence[SpanRecord]) -> TableRows:
     rows = []
-    days = set()
-    day_numbers: set[int] = set()
     # Spans of one resource block share their Resource and Scope; serialise each once.
     resource_json: dict[int, str] = {}
     scope_json: dict[int, str] = {}
@@ -42,10 +39,6 @@ def span_rows(project_id: int, spans: Iterable[SpanRecord]) -> TableRows:
         if scope_text is None:
             scope_text = scope_json[id(span.scope)] = dumps(span.scope.as_json())
         genai = span.genai
-        day_number = span.start_time_unix_nano // NANOS_PER_DAY
-        if day_number not in day_numbers:
-            day_numbers.add(day_number)
-            days.add(day_of_unix_nano(span.start_time_unix_nano))
         rows.append(
             (
                 project_id,
@@ -81,4 +74,6 @@ def span_rows(project_id: int, spans: Iterable[SpanRecord]) -> TableRows:
                 span.parent_span_id is None,
             )
         )
-    return TableRows("spans", SPAN_COLUMNS, rows, days)
+    return TableRows(
+        "spans", SPAN_COLUMNS, rows, days_of(span.start_time_unix_nano for span in spans)
+    )

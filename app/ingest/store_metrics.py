@@ -21,21 +21,22 @@ async def store_metric_points(
     registry: SeriesRegistry,
     project_id: int,
     batch: MetricBatch,
-) -> None:
+) -> set[int]:
     """Store `batch.items`; points of series refused by the limit move to `batch.rejected`.
 
-    Returns after the points are committed; raises the writer's errors (and
-    `DatabaseUnavailable` from series registration) otherwise.
+    Returns the refused series ids once the points are committed; raises the writer's
+    errors (and `DatabaseUnavailable` from series registration) otherwise.
     """
     points: list[MetricPoint] = batch.items
     if not points:
-        return
+        return set()
     redact(enricher, points)
     candidates = assign_series(registry, project_id, points)
     refused = await registry.admit(project_id, candidates) if candidates else set()
     if refused:
         points = _reject_refused(batch, points, refused, registry.max_series_per_metric)
     await writer.write([metric_point_rows(project_id, points)])
+    return refused
 
 
 def redact(enricher: Enricher, points: list[MetricPoint]) -> None:

@@ -22,7 +22,6 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.partitions import PartitionManager
@@ -127,10 +126,6 @@ class GroupCommitWriter:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    @property
-    def queued_rows(self) -> int:
-        return self._queued_rows
 
     async def write(self, parts: list[TableRows]) -> None:
         """Queue rows and return once they are committed; raises a `WriterError`."""
@@ -274,10 +269,6 @@ class GroupCommitWriter:
         keys = {tuple(record) for record in await raw.fetch(f"{insert} RETURNING {returning}")}
         positions = [list(part.columns).index(name) for name in hook.key_columns]
         return [row for row in part.rows if tuple(row[i] for i in positions) in keys]
-
-    async def ping(self) -> None:
-        async with self._engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
 
 
 def _fail(group: list[WriteRequest], error: WriterError) -> None:

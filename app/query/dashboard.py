@@ -62,6 +62,13 @@ def _filters(
     return and_(*clauses)
 
 
+def _sketch_buckets() -> Any:
+    """The rollup rows' sketches as (idx, cnt) rows, to join laterally and sum per bucket."""
+    return (
+        func.unnest(r.c.sketch_index, r.c.sketch_count).table_valued("idx", "cnt").render_derived()
+    )
+
+
 def _percentiles(buckets: dict[int, int], *quantiles: float) -> list[float | None]:
     return [_round(sketch.quantile(buckets, q)) for q in quantiles]
 
@@ -87,8 +94,7 @@ async def overview(
     steps = math.ceil((end - origin).total_seconds() / step_s)
     step = cast(func.floor(extract("epoch", r.c.minute - origin) / step_s), Integer).label("step")
     requests = _filters(project_id, REQUEST, origin, end, service)
-    unnested = func.unnest(r.c.sketch_index, r.c.sketch_count).table_valued("idx", "cnt")
-    unnested = unnested.render_derived()
+    unnested = _sketch_buckets()
     async with engine.connect() as connection:
         per_step = (
             await connection.execute(
@@ -193,8 +199,7 @@ async def llm_usage(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     origin, end, _ = window_bounds(window_s, now)
-    unnested = func.unnest(r.c.sketch_index, r.c.sketch_count).table_valued("idx", "cnt")
-    unnested = unnested.render_derived()
+    unnested = _sketch_buckets()
     models_where = _filters(project_id, LLM, origin, end, service)
     tools_where = _filters(project_id, TOOL, origin, end, service)
     sums = (

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import spans
 from app.domain.records import SPAN_KIND_NAMES, STATUS_ERROR, STATUS_NAMES
+from app.domain.times import iso
 from app.query.cursor import (
     NOT_A_CURSOR,
     Cursor,
@@ -93,13 +94,7 @@ _SPAN_FIELDS = (
 )
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def _iso_nano(unix_nano: int) -> str:
-    from datetime import UTC
-
     return iso(datetime.fromtimestamp(unix_nano // 1000 / 1_000_000, tz=UTC))
 
 

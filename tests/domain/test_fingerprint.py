@@ -421,3 +421,20 @@ def test_default_placeholder_uses_message_when_no_stack() -> None:
     b = fp(message="User 2 gone", custom=["{{ default }}", "x"])
     c = fp(message="Order 2 gone", custom=["{{ default }}", "x"])
     assert a.value == b.value != c.value
+
+
+def test_parsed_frames_fingerprint_like_the_text_they_came_from() -> None:
+    from app.domain.stacktrace import parse_stacktrace
+
+    stack = (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/app/tools.py", line 9, in run\n'
+        "    call()\n"
+        "ValueError: bad"
+    )
+    from_text = compute_fingerprint(error_type="ValueError", message="bad", stacktrace=stack)
+    from_frames = compute_fingerprint(
+        error_type="ValueError", message="bad", stacktrace=parse_stacktrace(stack)
+    )
+    assert from_frames == from_text
+    assert any(part.startswith("frame:") for part in from_text.components)
