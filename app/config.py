@@ -78,17 +78,64 @@ class Settings(BaseSettings):
         "30s", description="How often per-minute dashboard rollups are compacted."
     )
     workers_enabled: bool = Field(
-        True, description="Run background jobs (rollups, retention) in this process."
+        True,
+        description="Run background jobs (rollups, retention, alert evaluation, notification "
+        "delivery, SLOs) in this process.",
     )
     max_future_skew: str = Field(
         "1d", description="Data stamped further ahead than this is rejected."
     )
 
+    external_url: str = Field(
+        "http://localhost:4318",
+        description="This collector's address as people reach it; links in notifications "
+        "(externalURL, generatorURL) start with it.",
+    )
     alert_eval_interval: str = Field("30s", description="Alert rule evaluation period.")
-    slo_eval_interval: str = Field("30s", description="SLO rollup period.")
-    alert_group_wait: str = Field("30s", description="Notification group wait.")
-    alert_group_interval: str = Field("5m", description="Notification group interval.")
-    alert_repeat_interval: str = Field("4h", description="Notification repeat interval.")
+    alert_query_timeout: str = Field(
+        "10s", description="One rule's query is cancelled after this long (recorded on the rule)."
+    )
+    alert_resolved_retention: str = Field(
+        "24h", description="Resolved alerts stay listed in /api/v1/alerts this long."
+    )
+    alert_group_wait: str = Field(
+        "30s",
+        description="Notification group wait: how long a new group waits for more alerts "
+        "before its first notification (a channel may override it).",
+    )
+    alert_group_interval: str = Field(
+        "5m",
+        description="Notification group interval: how long a group waits before notifying "
+        "about changes (a channel may override it).",
+    )
+    alert_repeat_interval: str = Field(
+        "4h",
+        description="Notification repeat interval: a still-firing group is notified again "
+        "after this long (a channel may override it).",
+    )
+    alert_dispatch_interval: str = Field(
+        "1s", description="How often notification groups are checked for a due notification."
+    )
+    alertmanager_resend_delay: str = Field(
+        "1m",
+        description="Firing alerts are re-sent to `alertmanager` channels this often, as "
+        "Prometheus does, so Alertmanager does not resolve them on its own.",
+    )
+    notification_timeout: str = Field(
+        "10s", description="One delivery attempt to a receiver is abandoned after this long."
+    )
+    notification_give_up_after: str = Field(
+        "1h",
+        description="A notification still undelivered this long after it was queued is given "
+        "up and recorded as failed.",
+    )
+    slo_eval_interval: str = Field(
+        "30s", description="How often SLO minute counts, budgets and burn-rate alerts update."
+    )
+    slo_recount_window: str = Field(
+        "15m",
+        description="Each SLO round recounts the minutes this far back, so late spans count.",
+    )
 
     prices_file: Path | None = Field(
         None, description="Model price table (YAML or JSON); unset uses the built-in table."
@@ -110,10 +157,17 @@ class Settings(BaseSettings):
         "rollup_interval",
         "max_future_skew",
         "alert_eval_interval",
-        "slo_eval_interval",
+        "alert_query_timeout",
+        "alert_resolved_retention",
         "alert_group_wait",
         "alert_group_interval",
         "alert_repeat_interval",
+        "alert_dispatch_interval",
+        "alertmanager_resend_delay",
+        "notification_timeout",
+        "notification_give_up_after",
+        "slo_eval_interval",
+        "slo_recount_window",
     )
     @classmethod
     def _valid_duration(cls, value: str) -> str:

@@ -10,7 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Only these parents are partitioned; names are never taken from requests.
-PARTITIONED_TABLES = frozenset({"spans", "logs", "metric_points", "error_events", "span_rollups"})
+PARTITIONED_TABLES = frozenset(
+    {"spans", "logs", "metric_points", "error_events", "span_rollups", "slo_minutes"}
+)
 _PARTITION_NAME = re.compile(r"^(?P<table>[a-z_]+)_p(?P<day>\d{8})$")
 
 

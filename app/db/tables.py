@@ -19,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
 
@@ -246,3 +246,136 @@ span_rollups = Table(
 )
 
 ROLLUP_COLUMNS: tuple[str, ...] = tuple(column.name for column in span_rollups.columns)
+
+# Alerting (migration 0006). Rule and channel bodies are validated documents (`spec`,
+# app/domain/alert_rules.py and app/domain/channels.py); the columns are what is queried.
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("spec", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("signal", Text, nullable=False),
+    Column("spec", JSONB, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("builtin", Text),
+    Column("slo_id", BigInteger, ForeignKey("slos.id", ondelete="CASCADE")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_evaluated_at", DateTime(timezone=True)),
+    Column("last_duration_ms", Double),
+    Column("last_error", Text),
+)
+
+# One row per alert instance (rule + label set) and lifecycle: a resolved alert that fires
+# again is a new row. At most one live (pending or firing) row per rule and fingerprint.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("project_id", BigInteger, nullable=False),
+    Column("rule_id", BigInteger, ForeignKey("alert_rules.id", ondelete="SET NULL")),
+    Column("rule_name", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("labels", JSONB, nullable=False),
+    Column("annotations", JSONB, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("value", Double),
+    Column("active_at", DateTime(timezone=True), nullable=False),
+    Column("fired_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("keep_firing_since", DateTime(timezone=True)),
+    Column("last_evaluated_at", DateTime(timezone=True), nullable=False),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text),
+    Column("matchers", JSONB, nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("created_by", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+notification_groups = Table(
+    "notification_groups",
+    metadata,
+    Column(
+        "channel_id",
+        BigInteger,
+        ForeignKey("channels.id", ondelete="CASCADE"),
+        primary_key=True,
+        nullable=False,
+    ),
+    Column("group_key", Text, primary_key=True, nullable=False),
+    Column("project_id", BigInteger, nullable=False),
+    Column("group_labels", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_flush_at", DateTime(timezone=True), nullable=False),
+    Column("last_notified_at", DateTime(timezone=True)),
+    Column("notified_firing", ARRAY(BigInteger), nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("project_id", BigInteger, nullable=False),
+    Column("channel_id", BigInteger, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_until", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+# SLOs (migration 0007). `spec` is the validated SLO body (app/domain/slos.py).
+slos = Table(
+    "slos",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("service", Text, nullable=False),
+    Column("spec", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("counted_from", DateTime(timezone=True)),
+    Column("counted_until", DateTime(timezone=True)),
+    Column("last_evaluated_at", DateTime(timezone=True)),
+    Column("last_duration_ms", Double),
+    Column("last_error", Text),
+)
+
+slo_minutes = Table(
+    "slo_minutes",
+    metadata,
+    Column("slo_id", BigInteger, primary_key=True, nullable=False),
+    Column("minute", DateTime(timezone=True), primary_key=True, nullable=False),
+    Column("good", BigInteger, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    postgresql_partition_by="RANGE (minute)",
+)
