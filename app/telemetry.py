@@ -8,16 +8,19 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 # With `serve --workers N` every process writes its samples under this directory and
 # /metrics sums them (prometheus_client's multiprocess mode), so the figures add up.
@@ -69,6 +72,22 @@ DATABASE_ERRORS = Counter(
 )
 
 
+# The table each signal's items are stored in (error events arrive with spans and logs too).
+SIGNAL_OF_TABLE = {
+    "spans": "spans",
+    "logs": "logs",
+    "metric_points": "metrics",
+    "error_events": "errors",
+}
+INGEST_LAST_COMMIT = Gauge(
+    "telemetry_ingest_last_commit_timestamp_seconds",
+    "Unix time of the newest commit that stored items of the signal.",
+    ["signal"],
+    multiprocess_mode="max",
+)
+LAG_NAME = "telemetry_ingest_lag_seconds"
+
+
 WORKER_RUNS = Counter(
     "telemetry_worker_runs_total",
     "Background job rounds by job and outcome (ok, skipped: another process ran it, failed).",
@@ -76,15 +95,37 @@ WORKER_RUNS = Counter(
 )
 
 
+class _WithIngestLag:
+    """A registry's families plus the ingest lag, derived at scrape time from the newest
+    commit per signal (the max over processes), so it grows while nothing is stored."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.time()
+        lag = GaugeMetricFamily(
+            LAG_NAME,
+            "Seconds since the newest commit that stored items of the signal (ingest lag).",
+            labels=["signal"],
+        )
+        for family in self._registry.collect():
+            yield family
+            if family.name == INGEST_LAST_COMMIT._name:
+                for sample in family.samples:
+                    lag.add_metric([sample.labels["signal"]], max(0.0, now - sample.value))
+        yield lag
+
+
 def metrics_payload() -> tuple[bytes, str]:
     """The text exposition of this process, or of all processes in multiprocess mode."""
+    registry = REGISTRY
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+    return generate_latest(_WithIngestLag(registry)), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
 
 
 class JsonFormatter(logging.Formatter):

@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.partitions import PartitionManager
 from app.telemetry import (
     DATABASE_ERRORS,
+    INGEST_LAST_COMMIT,
+    SIGNAL_OF_TABLE,
     WRITER_BATCH_REQUESTS,
     WRITER_BATCH_ROWS,
     WRITER_FLUSH_DURATION,
@@ -189,6 +191,11 @@ class GroupCommitWriter:
         WRITER_FLUSH_DURATION.observe(time.perf_counter() - started)
         WRITER_BATCH_ROWS.observe(rows)
         WRITER_BATCH_REQUESTS.observe(len(group))
+        committed_at = time.time()
+        for table in {part.table for request in group for part in request.parts}:
+            signal = SIGNAL_OF_TABLE.get(table)
+            if signal:
+                INGEST_LAST_COMMIT.labels(signal).set(committed_at)
         for request in group:
             if not request.future.done():
                 request.future.set_result(None)

@@ -103,6 +103,10 @@ async def test_metrics_count_ingest(
     assert delta(requests, signal="traces", protocol="json", outcome="rejected") == 1
     assert delta(items, signal="traces", outcome="accepted") == 3
     assert delta(items, signal="traces", outcome="rejected") == 1
+    # Spans were just committed: the ingest lag is the time since then, derived per scrape.
+    lag = _value(after, "telemetry_ingest_lag_seconds", signal="spans")
+    assert 0 <= lag < 60
+    assert ("telemetry_ingest_lag_seconds", (("signal", "spans"),)) in after
     # The writer and the HTTP histogram moved too.
     assert _total(after, "telemetry_writer_batch_rows_count") > _total(
         before, "telemetry_writer_batch_rows_count"
@@ -194,3 +198,5 @@ async def test_metrics_add_up_across_workers(
         )
     # Whichever worker answers the scrape, it reports the sum over both processes.
     assert totals == {(sent, sent * spans_per_request)}
+    # ... and the newest commit over both processes, as the ingest lag.
+    assert 0 <= _value(samples, "telemetry_ingest_lag_seconds", signal="spans") < 60
