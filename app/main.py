@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import (
+    channels_api,
     dashboard,
     errors_api,
     health,
@@ -40,6 +41,8 @@ from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
 from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
+from app.workers.delivery import Deliverer
+from app.workers.dispatch import dispatch_round
 from app.workers.retention import drop_expired
 from app.workers.rollups import compact_rollups
 from app.workers.runner import Job, Workers
@@ -58,9 +61,24 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
     async def rollups(engine: AsyncEngine) -> None:
         await compact_rollups(engine)
 
+    async def dispatch(engine: AsyncEngine) -> None:
+        await dispatch_round(engine, settings)
+
+    deliverer = Deliverer(settings)
+
+    async def deliver(engine: AsyncEngine) -> None:
+        await deliverer.round(engine)
+
     return [
         Job("rollup-compaction", settings.seconds("rollup_interval"), rollups),
         Job("retention", settings.seconds("retention_interval"), retention),
+        Job("notification-dispatch", settings.seconds("alert_dispatch_interval"), dispatch),
+        Job(
+            "notification-delivery",
+            settings.seconds("alert_dispatch_interval"),
+            deliver,
+            close=deliverer.close,
+        ),
     ]
 
 
@@ -192,6 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logs_api.router,
         services_api.router,
         metrics_api.router,
+        channels_api.router,
     ]
     for router in routers:
         app.include_router(router)

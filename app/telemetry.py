@@ -94,6 +94,24 @@ WORKER_RUNS = Counter(
     ["job", "outcome"],
 )
 
+NOTIFICATIONS = Counter(
+    "telemetry_notifications_total",
+    "Notification delivery attempts by channel type and outcome (sent, failed_attempt), and "
+    "notifications given up (given_up).",
+    ["channel_type", "outcome"],
+)
+NOTIFICATION_DURATION = Histogram(
+    "telemetry_notification_duration_seconds",
+    "Time one delivery attempt to a receiver took, by channel type.",
+    ["channel_type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+OUTBOX_DEPTH = Gauge(
+    "telemetry_notification_outbox_depth",
+    "Notifications queued and not yet delivered or given up (pending).",
+    multiprocess_mode="mostrecent",
+)
+
 
 class _WithIngestLag:
     """A registry's families plus the ingest lag, derived at scrape time from the newest

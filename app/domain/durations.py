@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -24,3 +26,21 @@ def parse_duration_seconds(text: str) -> float:
             "e.g. 30s, 5m, 1h, 7d"
         )
     return total
+
+
+def duration_text(value: Any, *, allow_zero: bool = True, max_s: float | None = None) -> str:
+    """A duration field of a request body, checked: the text as sent (`"5m"`), or a bare
+    number as seconds (`300` → `"300s"`). Raises ValueError saying what to send."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # A bare number is seconds, as Prometheus' YAML would not accept but people write.
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("must be a non-negative duration such as 30s, 5m or 1h")
+        value = f"{value:g}s"
+    if not isinstance(value, str):
+        raise ValueError("must be a duration string such as 30s, 5m or 1h")
+    seconds = parse_duration_seconds(value)
+    if not allow_zero and seconds <= 0:
+        raise ValueError("must be longer than 0s")
+    if max_s is not None and seconds > max_s:
+        raise ValueError(f"must be at most {max_s / 86400:g}d")
+    return value.strip()

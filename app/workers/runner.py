@@ -25,6 +25,8 @@ class Job:
     name: str
     interval_s: float
     run: Callable[[AsyncEngine], Awaitable[None]]
+    # Awaited once at shutdown, after the job's loop has ended (e.g. to finish sends).
+    close: Callable[[], Awaitable[None]] | None = None
 
     @property
     def lock_id(self) -> int:
@@ -79,3 +81,6 @@ class Workers:
     async def stop(self) -> None:
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for job in self._jobs:
+            if job.close is not None:
+                await job.close()

@@ -1,0 +1,1 @@
+"""CRUD SQL of configuration objects (rules, silences, channels, SLOs), one module each."""
