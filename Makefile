@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint migrate demo bench bench-query clean
+.PHONY: run test lint migrate demo bench bench-query bench-alerts clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench: $(BIN)/.installed
 
 bench-query: $(BIN)/.installed
 	$(BIN)/python bench/query.py
+
+bench-alerts: $(BIN)/.installed
+	$(BIN)/python bench/alerts.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
