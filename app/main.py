@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import (
+    alert_rules_api,
+    alerts_api,
     dashboard,
     errors_api,
     health,
@@ -24,6 +26,7 @@ from app.api import (
     otlp_metrics,
     otlp_traces,
     services_api,
+    silences_api,
     traces,
 )
 from app.api.errors import install_error_handlers
@@ -40,6 +43,7 @@ from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
 from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
+from app.workers.alert_eval import evaluate_round
 from app.workers.retention import drop_expired
 from app.workers.rollups import compact_rollups
 from app.workers.runner import Job, Workers
@@ -58,9 +62,13 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
     async def rollups(engine: AsyncEngine) -> None:
         await compact_rollups(engine)
 
+    async def alert_evaluation(engine: AsyncEngine) -> None:
+        await evaluate_round(engine, settings)
+
     return [
         Job("rollup-compaction", settings.seconds("rollup_interval"), rollups),
         Job("retention", settings.seconds("retention_interval"), retention),
+        Job("alert-evaluation", settings.seconds("alert_eval_interval"), alert_evaluation),
     ]
 
 
@@ -192,6 +200,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logs_api.router,
         services_api.router,
         metrics_api.router,
+        alert_rules_api.router,
+        alerts_api.router,
+        silences_api.router,
     ]
     for router in routers:
         app.include_router(router)

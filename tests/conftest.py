@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,14 +11,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from support import Collector
+from support import Collector, new_database
 
 from app.auth import create_key
 from app.config import Settings
 from app.db.engine import asyncpg_dsn, create_engine
-from app.db.migrate import upgrade_to_head
 
 
 def _server_url(tmp_root: Path) -> str:
@@ -32,24 +29,14 @@ def _server_url(tmp_root: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _server_url(tmp_path_factory.mktemp("pg"))
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
     """A new, migrated database on the test server, dropped after the run."""
-    server = _server_url(tmp_path_factory.mktemp("pg"))
-    name = f"telemetry_test_{uuid.uuid4().hex[:10]}"
-    admin_dsn = asyncpg_dsn(make_url(server).set(database="postgres").render_as_string(False))
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    upgrade_to_head(url)
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from new_database(server_url)
 
 
 @pytest.fixture(scope="session")

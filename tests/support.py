@@ -1,7 +1,9 @@
-"""Test helpers: a collector subprocess, free ports, and the spec examples shifted to now."""
+"""Test helpers: a collector subprocess, a fresh database, free ports, and the spec examples
+shifted to now."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -10,11 +12,18 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
+
+from app.db.engine import asyncpg_dsn
+from app.db.migrate import upgrade_to_head
 
 ROOT = Path(__file__).resolve().parents[1]
 # The OTLP specification's example payloads, copied byte for byte (see SOURCE.md there).
@@ -141,3 +150,22 @@ def shift_to_now(document: Any, now_ns: int | None = None) -> Any:
 
     shift(document)
     return document
+
+
+def new_database(server: str) -> Iterator[str]:
+    """Create and migrate a database on `server`, yield its URL, drop it afterwards."""
+    name = f"telemetry_test_{uuid.uuid4().hex[:10]}"
+    admin_dsn = asyncpg_dsn(make_url(server).set(database="postgres").render_as_string(False))
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    upgrade_to_head(url)
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
