@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint migrate demo bench bench-query bench-alerts clean
+.PHONY: run test lint migrate demo bench bench-query bench-alerts bench-rule-queries clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench-query: $(BIN)/.installed
 
 bench-alerts: $(BIN)/.installed
 	$(BIN)/python bench/alerts.py
+
+bench-rule-queries: $(BIN)/.installed
+	$(BIN)/python bench/rule_queries.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

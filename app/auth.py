@@ -1,4 +1,7 @@
-"""Projects and API keys: creation, hashing at rest, lookup with a short cache, scopes."""
+"""Projects and API keys: creation, hashing at rest, lookup with a short cache, scopes.
+
+A project gets its built-in alert rules when it is created (app/domain/builtin_rules.py).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import api_keys, projects
+from app.store.alert_rules import ensure_builtin_rules
 
 SCOPES = ("ingest", "read", "admin")
 KEY_PREFIX = "tc_"
@@ -54,7 +58,8 @@ async def ensure_project(engine: AsyncEngine, name: str) -> int:
             insert(projects).values(name=name).on_conflict_do_nothing(index_elements=["name"])
         )
         project_id = await connection.scalar(select(projects.c.id).where(projects.c.name == name))
-    assert project_id is not None
+        assert project_id is not None
+        await ensure_builtin_rules(connection, [int(project_id)])
     return int(project_id)
 
 

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import (
+    alert_rules_api,
+    alerts_api,
     channels_api,
     dashboard,
     errors_api,
@@ -25,6 +27,7 @@ from app.api import (
     otlp_metrics,
     otlp_traces,
     services_api,
+    silences_api,
     traces,
 )
 from app.api.errors import install_error_handlers
@@ -41,6 +44,7 @@ from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
 from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
+from app.workers.alert_eval import evaluate_round
 from app.workers.delivery import Deliverer
 from app.workers.dispatch import dispatch_round
 from app.workers.retention import drop_expired
@@ -69,6 +73,9 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
     async def deliver(engine: AsyncEngine) -> None:
         await deliverer.round(engine)
 
+    async def alert_evaluation(engine: AsyncEngine) -> None:
+        await evaluate_round(engine, settings)
+
     return [
         Job("rollup-compaction", settings.seconds("rollup_interval"), rollups),
         Job("retention", settings.seconds("retention_interval"), retention),
@@ -79,6 +86,7 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
             deliver,
             close=deliverer.close,
         ),
+        Job("alert-evaluation", settings.seconds("alert_eval_interval"), alert_evaluation),
     ]
 
 
@@ -211,6 +219,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services_api.router,
         metrics_api.router,
         channels_api.router,
+        alert_rules_api.router,
+        alerts_api.router,
+        silences_api.router,
     ]
     for router in routers:
         app.include_router(router)

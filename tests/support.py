@@ -1,4 +1,5 @@
-"""Test helpers: a collector subprocess, free ports, and the spec examples shifted to now."""
+"""Test helpers: a collector subprocess, a fresh database, free ports, and the spec examples
+shifted to now."""
 
 from __future__ import annotations
 

@@ -7,11 +7,12 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from app.api import errors
+from app.api.errors import BadRequest
+from app.api.errors import PayloadTooLarge as PayloadTooLargeError
 from app.ingest.payload import PayloadTooLarge
 
-# Configuration bodies (rules, channels, silences, SLOs) are small documents.
-MAX_DOCUMENT_BYTES = 1024 * 1024
+# Rules, silences, channels and SLOs are small documents.
+MAX_CONFIG_BODY_BYTES = 1024 * 1024
 
 
 async def read_limited(request: Request, max_bytes: int) -> bytes:
@@ -28,13 +29,15 @@ async def read_limited(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_document(request: Request) -> Any:
-    """A configuration body as parsed JSON; 400 when it is not JSON, 413 when too large."""
+async def config_body(request: Request) -> Any:
+    """A configuration body as raw JSON, for a domain parser to validate (never a 422)."""
     try:
-        raw = await read_limited(request, MAX_DOCUMENT_BYTES)
+        raw = await read_limited(request, MAX_CONFIG_BODY_BYTES)
     except PayloadTooLarge as error:
-        raise errors.PayloadTooLarge(str(error)) from None
+        raise PayloadTooLargeError(str(error)) from None
+    if not raw.strip():
+        raise BadRequest("the body is empty: send a JSON object")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise errors.BadRequest(f"the body is not JSON: {error}") from None
+        raise BadRequest(f"the body is not valid JSON: {error}") from None

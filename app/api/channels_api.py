@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from app.api.body import read_document
+from app.api.body import config_body
 from app.api.deps import AdminPrincipal, ReadPrincipal, ServicesDep
 from app.api.errors import BadRequest, Conflict, NotFound
 from app.domain.channels import InvalidChannel, masked, parse_channel, unmask
@@ -60,7 +60,7 @@ async def create_channel(
     request: Request, principal: AdminPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     try:
-        spec = parse_channel(await read_document(request))
+        spec = parse_channel(await config_body(request))
         row = await store.create_channel(services.engine, principal.project_id, spec)
     except InvalidChannel as error:
         raise BadRequest(str(error)) from None
@@ -75,7 +75,7 @@ async def replace_channel(
 ) -> dict[str, Any]:
     stored = await _found(services, principal.project_id, channel_id)
     try:
-        spec = parse_channel(unmask(await read_document(request), stored.spec))
+        spec = parse_channel(unmask(await config_body(request), stored.spec))
         row = await store.update_channel(services.engine, principal.project_id, channel_id, spec)
     except InvalidChannel as error:
         raise BadRequest(str(error)) from None

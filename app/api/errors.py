@@ -11,6 +11,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import store
+from app.domain.alert_rules import InvalidRule
+from app.domain.silences import InvalidSilence
 from app.ingest.writer import is_unavailable
 from app.query.cursor import InvalidCursor
 
@@ -87,6 +90,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _cursor(_: Request, error: InvalidCursor) -> JSONResponse:
         # Raised by the read side for a cursor it did not issue; the message names it.
         return JSONResponse(error_body(BadRequest.code, str(error)), status_code=400)
+
+    # Configuration bodies are validated by the domain parsers and the store; their
+    # messages name the field ("query.filters.servce: not a filter of spans; use: ...").
+    async def _bad_body(_: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(error_body(BadRequest.code, str(error)), status_code=400)
+
+    for invalid in (InvalidRule, InvalidSilence, store.InvalidReference):
+        app.add_exception_handler(invalid, _bad_body)
+
+    @app.exception_handler(store.Conflict)
+    async def _conflict(_: Request, error: store.Conflict) -> JSONResponse:
+        return JSONResponse(error_body(Conflict.code, str(error)), status_code=409)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:

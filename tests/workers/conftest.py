@@ -1,23 +1,28 @@
-"""Fixtures for the notification tests: a database of their own and an `Alerting` helper.
+"""Fixtures for the alerting tests: databases of their own, and an `Alerting` helper.
 
-The notification tests drive the clock themselves; the shared collector's background
-dispatcher (real clock) must not see their alerts, so they use a separate database.
+These tests drive the clock themselves; the shared collector's background jobs (real
+clock: evaluation, dispatch, delivery) must not see their rules and alerts, so they use
+separate databases: one for notification tests (`alerting`), one for evaluation tests
+(`alerting_url`, `alerting_engine`, `alerting_db`, `ingest_collector`), where only the
+collectors they start themselves run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from notify_kit import EXTERNAL_URL, fire, insert_rule
 from sqlalchemy.ext.asyncio import AsyncEngine
-from support import fresh_database
+from support import Collector, fresh_database
 
 from app.auth import ensure_project
 from app.config import Settings
@@ -122,3 +127,35 @@ async def alerting(
     yield helper
     for deliverer in helper.deliverers:
         await deliverer.close(grace_s=0)
+
+
+@pytest.fixture(scope="module")
+def alerting_url(server_url: str) -> Iterator[str]:
+    with fresh_database(server_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def alerting_engine(alerting_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(Settings(database_url=alerting_url), alerting_url, pool_size=3)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def alerting_db(alerting_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(asyncpg_dsn(alerting_url))
+    for kind in ("json", "jsonb"):
+        await connection.set_type_codec(
+            kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture(scope="module")
+def ingest_collector(alerting_url: str, logs_dir: Path) -> Iterator[Collector]:
+    """A collector on the alerting database that only ingests (no background jobs)."""
+    running = Collector(alerting_url, env={"TELEMETRY_WORKERS_ENABLED": "false"}).start(logs_dir)
+    yield running
+    running.stop()
