@@ -82,7 +82,7 @@ async def test_bad_bodies_get_a_400_naming_the_field(admin) -> None:
         assert answer.status_code == 400, (document, answer.text)
         assert words in answer.json()["error"]["message"], answer.text
     not_json = await admin.post("/api/v1/channels", content=b"{nope")
-    assert not_json.status_code == 400 and "not JSON" in not_json.text
+    assert not_json.status_code == 400 and "not valid JSON" in not_json.text
 
 
 async def test_scopes_and_conflicts(admin, client, db, project_name, make_key, collector) -> None:
