@@ -112,7 +112,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from app.auth import CACHE_TTL_S, revoke_key
+    from app.auth import revoke_key
 
     try:
         key = _with_engine(lambda engine: revoke_key(engine, args.prefix))
@@ -121,7 +121,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         return 2
     print(
         f"revoked {key.prefix} of project {key.project!r}; running collectors stop accepting "
-        f"it within {CACHE_TTL_S:g} s"
+        f"it within their TELEMETRY_KEY_CACHE_TTL ({get_settings().key_cache_ttl} here)"
     )
     return 0
 

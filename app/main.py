@@ -104,7 +104,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         read_engine=read_engine,
         partitions=partitions,
         writer=writer,
-        keys=KeyStore(engine),
+        keys=KeyStore(engine, settings.seconds("key_cache_ttl")),
         enricher=Enricher.from_settings(settings),
         series=SeriesRegistry(engine, settings.max_series_per_metric),
         default_project_id=default_project_id,
