@@ -2,23 +2,80 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
+
+from app.db.engine import asyncpg_dsn
+from app.db.migrate import upgrade_to_head
 
 ROOT = Path(__file__).resolve().parents[1]
 # The OTLP specification's example payloads, copied byte for byte (see SOURCE.md there).
 EXAMPLES = ROOT / "tests" / "fixtures" / "otlp_examples"
+
+
+@contextmanager
+def embedded_server(root: Path | None = None) -> Iterator[str]:
+    """An embedded PostgreSQL (app/db/embedded.py) in a directory of its own; yields its URL.
+
+    The directory is a fresh one from `tempfile`, not under pytest's shared temporary folder:
+    as root, the server runs as another user that must reach the directory, and another
+    pytest run resets that folder's permissions, which broke a run at teardown.
+    """
+    from app.db.embedded import start_embedded, stop_embedded
+
+    owned = root is None
+    root = root or Path(tempfile.mkdtemp(prefix="telemetry-test-pg-"))
+    try:
+        yield start_embedded(root, database="postgres")
+    finally:
+        stop_embedded(root)
+        if owned:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _admin(server_url: str, sql: str) -> None:
+    async def run() -> None:
+        dsn = asyncpg_dsn(make_url(server_url).set(database="postgres").render_as_string(False))
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+def create_test_database(server_url: str) -> str:
+    """A new database on the server, migrated to head; returns its URL (needs CREATEDB)."""
+    name = f"telemetry_test_{uuid.uuid4().hex[:10]}"
+    _admin(server_url, f'CREATE DATABASE "{name}"')
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    upgrade_to_head(url)
+    return url
+
+
+def drop_test_database(url: str) -> None:
+    name = make_url(url).database
+    _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:
