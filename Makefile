@@ -26,8 +26,17 @@ lint: $(BIN)/.installed
 migrate: $(BIN)/.installed
 	$(BIN)/telemetry-collector migrate
 
+# Sample data for the collector of `make run` (same TELEMETRY_* settings). KEY=tc_... (or
+# TELEMETRY_API_KEY) sends with your key; without one, an ingest+read key of project `demo`
+# is created, printed, and used.
 demo: $(BIN)/.installed
-	$(BIN)/telemetry-collector demo
+	@key="$${KEY:-$${TELEMETRY_API_KEY:-}}"; \
+	if [ -z "$$key" ]; then \
+		key=$$($(BIN)/telemetry-collector keys create --project demo --scope ingest \
+			--scope read --name make-demo) || exit 1; \
+		echo "created a key of project 'demo' (ingest, read); set KEY=$$key to reuse it"; \
+	fi; \
+	$(BIN)/telemetry-collector demo --key "$$key"
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py

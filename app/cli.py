@@ -129,7 +129,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
-    return run_demo(args.url, args.key)
+    return run_demo(args.url or f"http://127.0.0.1:{get_settings().port}", args.key)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=cmd_keys_revoke)
 
     demo = commands.add_parser("demo", help="send an hour of realistic assistant telemetry")
-    demo.add_argument("--url", default="http://127.0.0.1:4318", help="collector base URL")
+    demo.add_argument(
+        "--url", default=None, help="collector base URL (default http://127.0.0.1:TELEMETRY_PORT)"
+    )
     demo.add_argument("--key", default=os.environ.get("TELEMETRY_API_KEY"), help="ingest key")
     demo.set_defaults(handler=cmd_demo)
     return parser
