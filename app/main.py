@@ -26,6 +26,7 @@ from app.api import (
     services_api,
     traces,
 )
+from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.auth import DEFAULT_PROJECT, KeyStore, ensure_project
 from app.config import Settings, get_settings
@@ -177,8 +178,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         description="OTLP and native ingest of spans, logs, metrics and errors; queries, "
         "dashboards, alerts and SLOs. See README.md.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    install_docs(app)
     install_error_handlers(app)
     routers = [
         otlp_traces.router,
