@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint migrate demo bench bench-query clean
+.PHONY: run test lint migrate demo bench bench-query lock clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ bench: $(BIN)/.installed
 
 bench-query: $(BIN)/.installed
 	$(BIN)/python bench/query.py
+
+# requirements.lock: what the container image installs (pyproject's dependencies without
+# extras, and the build backend), pinned with hashes. Run after changing dependencies;
+# tests/docs/test_deploy_files.py checks that it still satisfies pyproject.toml.
+lock: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet 'uv>=0.4'
+	echo "setuptools>=77" | $(BIN)/uv pip compile pyproject.toml - --generate-hashes \
+		--python-version 3.11 --python-platform linux --custom-compile-command "make lock" \
+		--quiet -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
