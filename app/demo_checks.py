@@ -102,29 +102,25 @@ class ExportTally:
             )
 
 
-class CountedSpanExporter(OTLPSpanExporter):
+class _Counted:
+    """Mixed into an OTLP exporter: every export's result goes to the tally."""
+
     def __init__(self, tally: ExportTally, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._tally = tally
+        self.tally = tally
 
+
+class CountedSpanExporter(_Counted, OTLPSpanExporter):
     def export(self, spans: Any) -> Any:
-        return self._tally.record("span exports", super().export(spans))
+        return self.tally.record("span exports", super().export(spans))
 
 
-class CountedLogExporter(OTLPLogExporter):
-    def __init__(self, tally: ExportTally, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._tally = tally
-
+class CountedLogExporter(_Counted, OTLPLogExporter):
     def export(self, batch: Any) -> Any:
-        return self._tally.record("log exports", super().export(batch))
+        return self.tally.record("log exports", super().export(batch))
 
 
-class CountedMetricExporter(OTLPMetricExporter):
-    def __init__(self, tally: ExportTally, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._tally = tally
-
+class CountedMetricExporter(_Counted, OTLPMetricExporter):
     def export(self, metrics_data: Any, timeout_millis: float | None = 10000, **kwargs: Any) -> Any:
         result = super().export(metrics_data, timeout_millis, **kwargs)
-        return self._tally.record("metric exports", result)
+        return self.tally.record("metric exports", result)

@@ -176,8 +176,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Telemetry collector for AI assistants",
         version="0.1.0",
         lifespan=lifespan,
-        description="OTLP and native ingest of spans, logs, metrics and errors; queries, "
-        "dashboards, alerts and SLOs. See README.md.",
+        description="OTLP and native ingest of spans, logs, metrics and errors; trace, log "
+        "and metric queries, error groups and dashboards. Authorize with an API key "
+        "(`telemetry-collector keys create`). See README.md.",
         docs_url=None,
         redoc_url=None,
     )

@@ -278,6 +278,16 @@ async def project_id(db: asyncpg.Connection, name: str) -> int:
     return int(value)
 
 
+async def span_counts(db: asyncpg.Connection, trace_ids: Iterable[str]) -> dict[str, int]:
+    """Stored spans per trace id (hex), in any project; traces with none are absent."""
+    rows = await db.fetch(
+        "SELECT trace_id, count(*) AS spans FROM spans WHERE trace_id = ANY($1::bytea[]) "
+        "GROUP BY trace_id",
+        [bytes.fromhex(trace_id) for trace_id in trace_ids],
+    )
+    return {row["trace_id"].hex(): row["spans"] for row in rows}
+
+
 async def stored_span_ids(
     db: asyncpg.Connection, project: str, trace_ids: Iterable[str]
 ) -> list[str]:

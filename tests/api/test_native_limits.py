@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from otlp_testkit import chunks, gzip_bomb, gzip_bytes, new_span_id, now_ns
+from otlp_testkit import chunks, gzip_bomb, gzip_bytes, new_span_id, now_ns, span_counts
 from support import Collector
 
 BODY_LIMIT = 256 * 1024
@@ -149,12 +149,5 @@ async def test_saturated_writer_answers_429_and_stores_nothing_it_refused(
         answer = answers[trace]
         assert answer.headers["retry-after"] == "5"
         assert "saturated" in _error(answer, 429, "too_many_requests")
-    stored = {
-        row["trace_id"].hex(): row["spans"]
-        for row in await db.fetch(
-            "SELECT trace_id, count(*) AS spans FROM spans WHERE trace_id = ANY($1::bytea[]) "
-            "GROUP BY trace_id",
-            [bytes.fromhex(trace) for trace in answers],
-        )
-    }
+    stored = await span_counts(db, answers)
     assert stored == dict.fromkeys(accepted, 500)

@@ -20,16 +20,17 @@ import asyncpg
 import pytest
 from support import ROOT, create_test_database, drop_test_database, embedded_server
 
+from app.cli import main
+from app.config import get_settings
 from app.db.embedded import LOG_FILE, NOT_INSTALLED
 from app.db.engine import asyncpg_dsn
 from app.db.migrate import head_revision
 
 
-def _cli(*args: str, env: dict[str, str], code: str = "pass") -> subprocess.CompletedProcess[str]:
-    """`telemetry-collector ARGS` in a fresh process; `code` runs first (to hide a module)."""
-    script = f"import sys; {code}; from app.cli import main; sys.exit(main({list(args)!r}))"
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`telemetry-collector ARGS` in a fresh process."""
     return subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-m", "app.cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -81,10 +82,15 @@ def test_embedded_server_starts_quietly_and_serves_the_test_suite() -> None:
 
 
 def test_without_database_url_or_embedded_server_the_cli_says_what_to_do(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hidden = "sys.modules['pgserver'] = None"  # as in the image, which leaves pgserver out
-    result = _cli("migrate", env=_environment(tmp_path), code=hidden)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == f"error: {NOT_INSTALLED}"
-    assert "Traceback" not in result.stderr
+    monkeypatch.setitem(sys.modules, "pgserver", None)  # as in the image, which leaves it out
+    monkeypatch.delenv("TELEMETRY_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TELEMETRY_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert main(["migrate"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().err.strip() == f"error: {NOT_INSTALLED}"
+    assert not (tmp_path / "postgres").exists()
