@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str | None = Field(
-        None, description="PostgreSQL URL; unset starts an embedded PostgreSQL under data_dir."
+        None,
+        description="PostgreSQL URL; unset starts an embedded PostgreSQL under data_dir (the "
+        "`embedded` extra, which `make` installs and the container image leaves out).",
     )
     database_read_url: str | None = Field(
         None, description="A replica for queries; unset uses database_url."

@@ -11,7 +11,6 @@ from google.rpc import code_pb2, status_pb2
 from otlp_testkit import (
     JSON,
     PROTOBUF,
-    PeakMemory,
     chunks,
     gzip_bomb,
     gzip_bytes,
@@ -19,7 +18,7 @@ from otlp_testkit import (
     traces_json,
     traces_pb,
 )
-from support import Collector
+from support import Collector, PeakMemory
 
 MIB = 1024 * 1024
 
