@@ -112,7 +112,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from app.auth import CACHE_TTL_S, revoke_key
+    from app.auth import revoke_key
 
     try:
         key = _with_engine(lambda engine: revoke_key(engine, args.prefix))
@@ -121,7 +121,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         return 2
     print(
         f"revoked {key.prefix} of project {key.project!r}; running collectors stop accepting "
-        f"it within {CACHE_TTL_S:g} s"
+        f"it within their TELEMETRY_KEY_CACHE_TTL ({get_settings().key_cache_ttl} here)"
     )
     return 0
 
@@ -129,7 +129,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
-    return run_demo(args.url, args.key)
+    return run_demo(args.url or f"http://127.0.0.1:{get_settings().port}", args.key)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,15 +168,23 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=cmd_keys_revoke)
 
     demo = commands.add_parser("demo", help="send an hour of realistic assistant telemetry")
-    demo.add_argument("--url", default="http://127.0.0.1:4318", help="collector base URL")
+    demo.add_argument(
+        "--url", default=None, help="collector base URL (default http://127.0.0.1:TELEMETRY_PORT)"
+    )
     demo.add_argument("--key", default=os.environ.get("TELEMETRY_API_KEY"), help="ingest key")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.db.embedded import EmbeddedPostgresError
+
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except EmbeddedPostgresError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

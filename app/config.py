@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str | None = Field(
-        None, description="PostgreSQL URL; unset starts an embedded PostgreSQL under data_dir."
+        None,
+        description="PostgreSQL URL; unset starts an embedded PostgreSQL under data_dir (the "
+        "`embedded` extra, which `make` installs and the container image leaves out).",
     )
     database_read_url: str | None = Field(
         None, description="A replica for queries; unset uses database_url."
@@ -34,6 +36,11 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", description="Listen address for `serve`.")
     port: int = Field(4318, description="Listen port (the OTLP/HTTP port).")
     auth_enabled: bool = Field(True, description="Require API keys on ingest and query.")
+    key_cache_ttl: str = Field(
+        "10s",
+        description="How long a process trusts an API key lookup (hits and misses): a revoked "
+        "key stops working within this long everywhere.",
+    )
     log_level: str = Field("info", description="Level of the collector's own JSON logs.")
 
     max_body_bytes: int = Field(16 * MIB, description="Largest request body as sent.")
@@ -149,6 +156,7 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
+        "key_cache_ttl",
         "retention_traces",
         "retention_logs",
         "retention_metrics",

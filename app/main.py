@@ -30,6 +30,7 @@ from app.api import (
     silences_api,
     traces,
 )
+from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.auth import DEFAULT_PROJECT, KeyStore, ensure_project
 from app.config import Settings, get_settings
@@ -130,7 +131,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         read_engine=read_engine,
         partitions=partitions,
         writer=writer,
-        keys=KeyStore(engine),
+        keys=KeyStore(engine, settings.seconds("key_cache_ttl")),
         enricher=Enricher.from_settings(settings),
         series=SeriesRegistry(engine, settings.max_series_per_metric),
         default_project_id=default_project_id,
@@ -201,10 +202,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Telemetry collector for AI assistants",
         version="0.1.0",
         lifespan=lifespan,
-        description="OTLP and native ingest of spans, logs, metrics and errors; queries, "
-        "dashboards, alerts and SLOs. See README.md.",
+        description="OTLP and native ingest of spans, logs, metrics and errors; trace, log "
+        "and metric queries, error groups and dashboards. Authorize with an API key "
+        "(`telemetry-collector keys create`). See README.md.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    install_docs(app)
     install_error_handlers(app)
     routers = [
         otlp_traces.router,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +13,19 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from support import Collector, fresh_database
+from support import Collector, embedded_server, fresh_database
 
 from app.auth import create_key
 from app.config import Settings
 from app.db.engine import asyncpg_dsn, create_engine
 
 
-def _server_url(tmp_root: Path) -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        return url
-    from app.db.embedded import start_embedded
-
-    return start_embedded(Path(os.environ.get("TEST_DATA_DIR", tmp_root)), database="postgres")
-
-
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The test PostgreSQL server (TEST_DATABASE_URL, or an embedded one)."""
-    return _server_url(tmp_path_factory.mktemp("pg"))
+def server_url() -> Iterator[str]:
+    """The test PostgreSQL server: TEST_DATABASE_URL's when set (the role needs CREATEDB),
+    otherwise an embedded PostgreSQL started for this run."""
+    with ExitStack() as stack:
+        yield os.environ.get("TEST_DATABASE_URL") or stack.enter_context(embedded_server())
 
 
 @pytest.fixture(scope="session")

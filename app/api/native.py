@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from app.api.body import read_limited
 from app.api.deps import authorize, get_services
+from app.api.docs import inline_definitions
 from app.api.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, TooManyRequests
 from app.api.errors import UnsupportedMediaType as UnsupportedMediaTypeError
 from app.api.otlp import decode_limits
@@ -158,8 +159,7 @@ _ERRORS_EXAMPLE = {
 
 def request_body(model: type[BaseModel], key: str, example: dict[str, Any]) -> dict[str, Any]:
     """OpenAPI for a body the endpoint reads itself (to apply size limits while reading)."""
-    item = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    item.pop("$defs", None)
+    item = inline_definitions(model.model_json_schema())
     schema = {
         "type": "object",
         "required": [key],
