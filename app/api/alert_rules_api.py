@@ -9,18 +9,18 @@ rule of another project is a 404; a built-in rule cannot be deleted (409).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from app.api.body import config_body
 from app.api.deps import AdminPrincipal, ReadPrincipal, ServicesDep
 from app.api.errors import NotFound
+from app.api.params import ObjectId
 from app.query.rule_preview import preview_rule
 from app.store import alert_rules as store
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
-RuleId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _missing(rule_id: int) -> NotFound:
@@ -57,7 +57,7 @@ async def preview_alert_rule(
 
 @router.get("/alert-rules/{rule_id}", summary="One alert rule")
 async def read_alert_rule(
-    rule_id: RuleId, principal: ReadPrincipal, services: ServicesDep
+    rule_id: ObjectId, principal: ReadPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     rule = await store.get_rule(services.read_engine, principal.project_id, rule_id)
     if rule is None:
@@ -67,7 +67,7 @@ async def read_alert_rule(
 
 @router.put("/alert-rules/{rule_id}", summary="Replace an alert rule")
 async def replace_alert_rule(
-    rule_id: RuleId, request: Request, principal: AdminPrincipal, services: ServicesDep
+    rule_id: ObjectId, request: Request, principal: AdminPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     body = await config_body(request)
     rule = await store.replace_rule(services.engine, principal.project_id, rule_id, body)
@@ -78,7 +78,7 @@ async def replace_alert_rule(
 
 @router.patch("/alert-rules/{rule_id}", summary="Change some fields (JSON merge patch)")
 async def patch_alert_rule(
-    rule_id: RuleId, request: Request, principal: AdminPrincipal, services: ServicesDep
+    rule_id: ObjectId, request: Request, principal: AdminPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     body = await config_body(request)
     rule = await store.patch_rule(services.engine, principal.project_id, rule_id, body)
@@ -89,7 +89,7 @@ async def patch_alert_rule(
 
 @router.delete("/alert-rules/{rule_id}", status_code=204, summary="Delete an alert rule")
 async def delete_alert_rule(
-    rule_id: RuleId, principal: AdminPrincipal, services: ServicesDep
+    rule_id: ObjectId, principal: AdminPrincipal, services: ServicesDep
 ) -> Response:
     if not await store.delete_rule(services.engine, principal.project_id, rule_id):
         raise _missing(rule_id)

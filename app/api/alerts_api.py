@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from app.api.deps import ReadPrincipal, ServicesDep
 from app.api.errors import NotFound
-from app.api.params import choice
+from app.api.params import ObjectId, choice
 from app.domain.alert_state import STATES
 from app.query import alerts as queries
 
@@ -41,7 +41,7 @@ async def list_alerts(
 
 @router.get("/alerts/{alert_id}", summary="One alert instance")
 async def read_alert(
-    alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    alert_id: ObjectId,
     principal: ReadPrincipal,
     services: ServicesDep,
 ) -> dict[str, Any]:

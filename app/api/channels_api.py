@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from app.api.body import config_body
 from app.api.deps import AdminPrincipal, ReadPrincipal, ServicesDep
 from app.api.errors import BadRequest, Conflict, NotFound
+from app.api.params import ObjectId
 from app.domain.channels import InvalidChannel, masked, parse_channel, unmask
 from app.domain.notify_groups import group_key
 from app.domain.notify_payloads import Envelope, build_payload, probe_alert
@@ -50,7 +51,7 @@ async def list_channels(principal: ReadPrincipal, services: ServicesDep) -> dict
 
 @router.get("/channels/{channel_id}", summary="One notification channel (secrets masked)")
 async def read_channel(
-    channel_id: int, principal: ReadPrincipal, services: ServicesDep
+    channel_id: ObjectId, principal: ReadPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     return _shown(await _found(services, principal.project_id, channel_id))
 
@@ -71,7 +72,7 @@ async def create_channel(
 
 @router.put("/channels/{channel_id}", summary="Replace a channel (masked secrets are kept)")
 async def replace_channel(
-    channel_id: int, request: Request, principal: AdminPrincipal, services: ServicesDep
+    channel_id: ObjectId, request: Request, principal: AdminPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     stored = await _found(services, principal.project_id, channel_id)
     try:
@@ -88,7 +89,7 @@ async def replace_channel(
 
 @router.delete("/channels/{channel_id}", status_code=204, summary="Delete an unused channel")
 async def delete_channel(
-    channel_id: int, principal: AdminPrincipal, services: ServicesDep
+    channel_id: ObjectId, principal: AdminPrincipal, services: ServicesDep
 ) -> Response:
     try:
         deleted = await store.delete_channel(services.engine, principal.project_id, channel_id)
@@ -101,7 +102,7 @@ async def delete_channel(
 
 @router.post("/channels/{channel_id}/test", summary="Send a test notification now")
 async def test_channel(
-    channel_id: int, principal: AdminPrincipal, services: ServicesDep
+    channel_id: ObjectId, principal: AdminPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     """Sends one notification with a `TelemetryCollectorTest` alert (to an Alertmanager,
     already resolved, so nobody is paged) and reports what the receiver answered."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Path
 
 from app.api.errors import BadRequest
 from app.domain.times import parse_time
@@ -32,3 +35,8 @@ def choice(name: str, value: str | None, allowed: tuple[str, ...] | list[str]) -
     if value not in allowed:
         raise BadRequest(f"{name} {value!r} is not accepted; use one of: {', '.join(allowed)}")
     return value
+
+
+# Ids of stored objects (rules, alerts, silences, channels, SLOs) are PostgreSQL bigints:
+# anything outside 1..2^63-1 is refused before it reaches SQL.
+ObjectId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the object's id")]

@@ -8,18 +8,17 @@ the field).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 
 from app.api.body import config_body
 from app.api.deps import AdminPrincipal, ReadPrincipal, ServicesDep
 from app.api.errors import NotFound
-from app.api.params import choice
+from app.api.params import ObjectId, choice
 from app.store import silences as store
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
-SilenceId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("/silences", summary="Silences: pending, active and expired")
@@ -47,7 +46,7 @@ async def create_silence(
 
 @router.get("/silences/{silence_id}", summary="One silence")
 async def read_silence(
-    silence_id: SilenceId, principal: ReadPrincipal, services: ServicesDep
+    silence_id: ObjectId, principal: ReadPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     silence = await store.get_silence(
         services.read_engine, principal.project_id, silence_id, datetime.now(UTC)
@@ -59,7 +58,7 @@ async def read_silence(
 
 @router.delete("/silences/{silence_id}", summary="Expire a silence now")
 async def expire_silence(
-    silence_id: SilenceId, principal: AdminPrincipal, services: ServicesDep
+    silence_id: ObjectId, principal: AdminPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     silence = await store.expire_silence(
         services.engine, principal.project_id, silence_id, datetime.now(UTC)

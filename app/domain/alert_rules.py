@@ -310,6 +310,8 @@ class RuleSpec(_Strict):
     def _channels(cls, value: list[int]) -> list[int]:
         if len(value) > MAX_CHANNELS:
             raise ValueError(f"at most {MAX_CHANNELS} channels")
+        if any(not 1 <= channel_id < 2**63 for channel_id in value):
+            raise ValueError("channel ids are positive integers (GET /api/v1/channels lists them)")
         return list(dict.fromkeys(value))
 
     @model_validator(mode="after")

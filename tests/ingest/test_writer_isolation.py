@@ -10,6 +10,8 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import ensure_project
+from app.config import Settings
+from app.db.engine import create_engine
 from app.db.partitions import PartitionManager
 from app.ingest.native import decode_native_spans
 from app.ingest.otlp_common import DecodeLimits
@@ -41,11 +43,14 @@ def _rows(project_id: int, trace_id: str, count: int = 3) -> TableRows:
 
 
 async def test_one_refused_request_does_not_fail_the_others_in_its_flush(
-    engine: AsyncEngine, db: asyncpg.Connection
+    engine: AsyncEngine, db: asyncpg.Connection, database_url: str
 ) -> None:
     project_id = await ensure_project(engine, f"isolation-{uuid.uuid4().hex[:8]}")
+    # The writer's own engine, as in the service: it changes its connections' jsonb codec,
+    # which must not leak into the shared engine other tests read with.
+    writer_engine = create_engine(Settings(database_url=database_url), database_url, pool_size=1)
     # One flusher: every write below is queued before it wakes, so they share one flush.
-    writer = GroupCommitWriter(engine, PartitionManager(engine), flushers=1)
+    writer = GroupCommitWriter(writer_engine, PartitionManager(writer_engine), flushers=1)
     await writer.start()
     try:
         good = [uuid.uuid4().hex for _ in range(4)]
@@ -60,6 +65,7 @@ async def test_one_refused_request_does_not_fail_the_others_in_its_flush(
         results = await asyncio.gather(*writes, return_exceptions=True)
     finally:
         await writer.stop()
+        await writer_engine.dispose()
 
     assert [type(result) for result in results] == [
         type(None), type(None), WriteRejected, type(None), type(None)
