@@ -6,7 +6,9 @@ alerts keyed by fingerprint, and the evaluation time, and returns what changes:
 - A sample is active when it says so (`active` set: SLO rules), else when the rule's
   condition holds for its value; an `absent` sample is always active.
 - Alert labels: `{severity} | rendered rule labels | sample labels`, and `alertname` =
-  the rule's name always (DESIGN.md). Rule label templates see the sample's labels and
+  the rule's name — except for the rules an SLO owns (signal `slo`), whose samples name
+  the alert themselves (`SLOBurnRate`, `SLOBudgetPolicy`, as API.md fixes them) while
+  the rule's own name stays unique per project. Rule label templates see the sample's labels and
   value; annotation templates see the alert's final labels, its value, the rule name and
   `$externalURL`. Annotations: rendered rule annotations, then the sample's own.
 - Each label set goes through `alert_state.step`; a live alert with no sample this time
@@ -78,7 +80,10 @@ def is_active(spec: RuleSpec, sample: RuleSample) -> bool:
 def alert_labels(rule_name: str, spec: RuleSpec, sample: RuleSample) -> dict[str, str]:
     data = TemplateData(sample.value, sample.labels, rule_name)
     rendered = {name: render(template, data) for name, template in spec.labels.items()}
-    return {"severity": spec.severity, **rendered, **sample.labels, "alertname": rule_name}
+    labels = {"severity": spec.severity, **rendered, **sample.labels, "alertname": rule_name}
+    if spec.signal == "slo" and sample.labels.get("alertname"):
+        labels["alertname"] = sample.labels["alertname"]
+    return labels
 
 
 def alert_annotations(

@@ -53,6 +53,20 @@ def test_labels_sample_wins_then_rule_labels_and_alertname_is_the_rule() -> None
     }
 
 
+def test_slo_owned_rules_name_their_alerts() -> None:
+    spec = parse_rule(
+        {
+            "name": "SLOBurnRate:chat availability",
+            "signal": "slo",
+            "query": {"aggregation": "burn_rate", "filters": {"slo_id": 7}},
+        },
+        internal=True,
+    )
+    sample = RuleSample({"alertname": "SLOBurnRate", "severity": "page", "slo_id": "7"}, 15.0)
+    labels = alert_labels("SLOBurnRate:chat availability", spec, sample)
+    assert labels["alertname"] == "SLOBurnRate" and labels["severity"] == "page"
+
+
 def test_plan_inserts_active_groups_with_rendered_annotations() -> None:
     samples = [RuleSample({"user.id": "u1"}, 7.5), RuleSample({"user.id": "u2"}, 1.0)]
     outcome = plan_rule(rule_name="HighCost", spec=_spec(), samples=samples, live={}, now=NOW)
