@@ -24,6 +24,7 @@ from app.api import (
     otlp_metrics,
     otlp_traces,
     services_api,
+    slos_api,
     traces,
 )
 from app.api.errors import install_error_handlers
@@ -43,6 +44,8 @@ from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
 from app.workers.retention import drop_expired
 from app.workers.rollups import compact_rollups
 from app.workers.runner import Job, Workers
+from app.workers.slo_counts import count_slos
+from app.workers.storage_stats import record_storage_stats
 
 log = logging.getLogger("app")
 
@@ -58,9 +61,17 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
     async def rollups(engine: AsyncEngine) -> None:
         await compact_rollups(engine)
 
+    async def slo_counts(engine: AsyncEngine) -> None:
+        await count_slos(engine, settings, partitions)
+
+    async def storage_stats(engine: AsyncEngine) -> None:
+        await record_storage_stats(engine)
+
     return [
         Job("rollup-compaction", settings.seconds("rollup_interval"), rollups),
         Job("retention", settings.seconds("retention_interval"), retention),
+        Job("slo-evaluation", settings.seconds("slo_eval_interval"), slo_counts),
+        Job("storage-stats", settings.seconds("storage_stats_interval"), storage_stats),
     ]
 
 
@@ -192,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logs_api.router,
         services_api.router,
         metrics_api.router,
+        slos_api.router,
     ]
     for router in routers:
         app.include_router(router)
