@@ -143,6 +143,11 @@ class Settings(BaseSettings):
         "15m",
         description="Each SLO round recounts the minutes this far back, so late spans count.",
     )
+    storage_stats_interval: str = Field(
+        "1m",
+        description="How often table rows and bytes and the oldest partitions' ages are "
+        "measured for /metrics.",
+    )
 
     prices_file: Path | None = Field(
         None, description="Model price table (YAML or JSON); unset uses the built-in table."
@@ -176,6 +181,7 @@ class Settings(BaseSettings):
         "notification_give_up_after",
         "slo_eval_interval",
         "slo_recount_window",
+        "storage_stats_interval",
     )
     @classmethod
     def _valid_duration(cls, value: str) -> str:

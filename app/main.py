@@ -28,6 +28,7 @@ from app.api import (
     otlp_traces,
     services_api,
     silences_api,
+    slos_api,
     traces,
 )
 from app.api.docs import install_docs
@@ -51,6 +52,8 @@ from app.workers.dispatch import dispatch_round
 from app.workers.retention import drop_expired
 from app.workers.rollups import compact_rollups
 from app.workers.runner import Job, Workers
+from app.workers.slo_counts import count_slos
+from app.workers.storage_stats import record_storage_stats
 
 log = logging.getLogger("app")
 
@@ -77,6 +80,12 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
     async def alert_evaluation(engine: AsyncEngine) -> None:
         await evaluate_round(engine, settings)
 
+    async def slo_counts(engine: AsyncEngine) -> None:
+        await count_slos(engine, settings, partitions)
+
+    async def storage_stats(engine: AsyncEngine) -> None:
+        await record_storage_stats(engine)
+
     return [
         Job("rollup-compaction", settings.seconds("rollup_interval"), rollups),
         Job("retention", settings.seconds("retention_interval"), retention),
@@ -88,6 +97,8 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
             close=deliverer.close,
         ),
         Job("alert-evaluation", settings.seconds("alert_eval_interval"), alert_evaluation),
+        Job("slo-evaluation", settings.seconds("slo_eval_interval"), slo_counts),
+        Job("storage-stats", settings.seconds("storage_stats_interval"), storage_stats),
     ]
 
 
@@ -227,6 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alert_rules_api.router,
         alerts_api.router,
         silences_api.router,
+        slos_api.router,
     ]
     for router in routers:
         app.include_router(router)

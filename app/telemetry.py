@@ -93,6 +93,26 @@ WORKER_RUNS = Counter(
     "Background job rounds by job and outcome (ok, skipped: another process ran it, failed).",
     ["job", "outcome"],
 )
+# Set by the storage-stats job in whichever process ran it last (mostrecent across processes).
+TABLE_ROWS = Gauge(
+    "telemetry_table_rows",
+    "Estimated rows per table (PostgreSQL's reltuples, summed over partitions).",
+    ["table"],
+    multiprocess_mode="mostrecent",
+)
+TABLE_BYTES = Gauge(
+    "telemetry_table_bytes",
+    "Bytes on disk per table with its indexes and TOAST, summed over partitions.",
+    ["table"],
+    multiprocess_mode="mostrecent",
+)
+OLDEST_PARTITION_AGE = Gauge(
+    "telemetry_oldest_partition_age_seconds",
+    "Seconds since the start of the oldest day partition of each partitioned table "
+    "(spans, logs, metric_points, error_events: the signals; span_rollups, slo_minutes).",
+    ["table"],
+    multiprocess_mode="mostrecent",
+)
 
 RULE_EVALUATIONS = Counter(
     "telemetry_alert_rule_evaluations_total",

@@ -380,3 +380,19 @@ slo_minutes = Table(
     Column("total", BigInteger, nullable=False),
     postgresql_partition_by="RANGE (minute)",
 )
+
+# slo_minutes summed per hour (written in the same transaction), for reads of long windows.
+slo_hours = Table(
+    "slo_hours",
+    metadata,
+    Column(
+        "slo_id",
+        BigInteger,
+        ForeignKey("slos.id", ondelete="CASCADE"),
+        primary_key=True,
+        nullable=False,
+    ),
+    Column("hour", DateTime(timezone=True), primary_key=True, nullable=False),
+    Column("good", BigInteger, nullable=False),
+    Column("total", BigInteger, nullable=False),
+)

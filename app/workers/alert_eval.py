@@ -58,6 +58,7 @@ from app.workers.alert_rows import (
     prune_resolved,
     write_round,
 )
+from app.workers.slo_alerts import slo_rule_samples
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,6 @@ async def sample_rule(
 ) -> list[RuleSample]:
     """A rule's samples, read on `connection` (in the caller's transaction)."""
     if spec.signal == "slo":
-        # The SLO code owns burn-rate rules; imported when such a rule exists.
-        from app.workers.slo_alerts import slo_rule_samples
-
         return await slo_rule_samples(connection, project_id, spec, slo_id, now)
     return await rule_samples(connection, project_id, spec, now)
 
