@@ -1,4 +1,4 @@
-"""The `telemetry-collector` command: serve, migrate, keys create, demo."""
+"""The `telemetry-collector` command: serve, migrate, keys, apply, export, demo."""
 
 from __future__ import annotations
 
@@ -126,6 +126,24 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apply(args: argparse.Namespace) -> int:
+    from app.config_commands import apply_file
+
+    return _with_engine(
+        lambda engine: apply_file(
+            engine, args.file, args.project, prune=args.prune, dry_run=args.dry_run
+        )
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from app.config_commands import export_project
+
+    return _with_engine(
+        lambda engine: export_project(engine, args.project, show_secrets=args.show_secrets)
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
@@ -166,6 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its first characters")
     revoke.add_argument("prefix", help="the key's prefix as `keys list` shows it, or the key")
     revoke.set_defaults(handler=cmd_keys_revoke)
+
+    apply = commands.add_parser(
+        "apply", help="create or update alert rules, channels, silences and SLOs from a file"
+    )
+    apply.add_argument("-f", "--file", required=True, help="the YAML file (- for stdin)")
+    apply.add_argument("--project", required=True, help="project name (created if new)")
+    apply.add_argument("--prune", action="store_true", help="delete what the file no longer names")
+    apply.add_argument("--dry-run", action="store_true", help="print the changes, make none")
+    apply.set_defaults(handler=cmd_apply)
+    export = commands.add_parser("export", help="print a project's alerting configuration")
+    export.add_argument("--project", required=True, help="project name")
+    export.add_argument(
+        "--show-secrets", action="store_true", help="print channel URLs and headers unmasked"
+    )
+    export.set_defaults(handler=cmd_export)
 
     demo = commands.add_parser("demo", help="send an hour of realistic assistant telemetry")
     demo.add_argument(
