@@ -7,7 +7,8 @@ Contract:
 - A rule name is unique per project (`Conflict`); channel ids must be channels of the
   project (`InvalidReference` naming `channels`).
 - Built-in rules (`builtin` set) keep everything but `EDITABLE_FIELDS`, and cannot be
-  deleted (`Conflict`). SLO-owned rules (signal `slo`) are built-in too.
+  deleted (`Conflict`). SLO-owned rules (signal `slo`) are built-in too, and follow their
+  SLO: they are changed through it, never here (`Conflict`).
 - Disabling or deleting a rule retires its live alerts in the same transaction: firing
   ones resolve (so resolved notifications go out), pending ones are dropped.
 - A rule of another project is None ("not found").
@@ -171,6 +172,11 @@ async def create_rule(engine: AsyncEngine, project_id: int, body: Any) -> dict[s
 
 
 async def _store(connection: AsyncConnection, row: Any, spec: RuleSpec) -> dict[str, Any]:
+    if row.slo_id is not None:
+        raise Conflict(
+            f"{row.name} belongs to SLO {row.slo_id} and follows it: change its alerting "
+            f"(channels, enabled, min_events) with PUT /api/v1/slos/{row.slo_id}"
+        )
     if row.builtin is not None:
         changed = locked_field_changed(_document(row), spec.document())
         if changed:

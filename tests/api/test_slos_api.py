@@ -101,6 +101,12 @@ async def test_create_read_update_and_the_owned_rules(engine, collector) -> None
         rules = await _rules(engine, created["id"])
         assert rules["slo_burn_rate"]["name"] == "SLOBurnRate:chat turns"
 
+        # Its rules follow the SLO: the rules API points there instead of changing them.
+        rule_id = rules["slo_burn_rate"]["id"]
+        patched = await client.patch(f"/api/v1/alert-rules/{rule_id}", json={"enabled": False})
+        assert patched.status_code == 409 and f"PUT /api/v1/slos/{created['id']}" in patched.text
+        assert (await client.delete(f"/api/v1/alert-rules/{rule_id}")).status_code == 409
+
         duplicate = await client.post("/api/v1/slos", json=renamed)
         assert duplicate.status_code == 409
         assert "name: an SLO named 'chat turns' already exists" in duplicate.text
