@@ -17,6 +17,8 @@ import pytest
 import yaml
 from support import ROOT
 
+from app.domain.config_file import load
+
 FILE = """
 channels:
   - name: oncall
@@ -308,3 +310,14 @@ async def test_ended_silences_in_a_file_are_skipped(database_url: str, tmp_path:
     )
     assert result.returncode == 0, result.stderr
     assert "skipped silence 'old-window': it has ended" in result.stdout
+
+
+def test_the_documented_file_is_valid() -> None:
+    text = (ROOT / "docs" / "alerting.md").read_text()
+    section = text[text.index("## Alerting as code") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", 8)]
+    env = {"ONCALL_WEBHOOK_URL": "https://a.example/h", "ONCALL_TOKEN": "t"}
+    env["SLACK_WEBHOOK_URL"] = "https://hooks.slack.example/x"
+    config = load(example, "docs/alerting.md", env)
+    assert {item.name for item in config.items["rules"]} >= {"LLMErrorRate", "AssistantSilent"}
+    assert config.items["slos"][0].channel_names == ("oncall",)
