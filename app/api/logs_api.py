@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from app.api.deps import ReadPrincipal, ServicesDep
-from app.api.params import choice, time_range
-from app.api.traces import attribute_filters, parse_trace_id, text_param
+from app.api.params import choice, text_param, time_range
+from app.api.traces import attribute_filters, parse_trace_id
 from app.domain.logs import LEVELS
 from app.query.logs import MAX_LOG_LIMIT, LogFilters, search_logs
 

@@ -24,15 +24,12 @@ from app.domain.metrics import MetricBatch
 from app.ingest import payload
 from app.ingest.native import (
     NativeBatch,
-    NativeError,
-    NativeLog,
-    NativeMetric,
-    NativeSpan,
     decode_native_errors,
     decode_native_logs,
     decode_native_metrics,
     decode_native_spans,
 )
+from app.ingest.native_items import NativeError, NativeLog, NativeMetric, NativeSpan
 from app.ingest.otlp_common import MalformedPayload
 from app.ingest.store import store_errors, store_spans
 from app.ingest.store_logs import store_logs
@@ -47,8 +44,7 @@ router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
 async def read_document(request: Request, services: Services) -> Any:
     settings = services.settings
     try:
-        if payload.media_type(request.headers.get("content-type")) != payload.JSON:
-            raise UnsupportedMediaTypeError("the native API takes application/json")
+        payload.media_type(request.headers.get("content-type"), accepted=(payload.JSON,))
         body = await read_limited(request, settings.max_body_bytes)
         body = payload.decompress(
             body, request.headers.get("content-encoding"), settings.max_decompressed_bytes
@@ -158,12 +154,12 @@ _ERRORS_EXAMPLE = {
 
 def request_body(model: type[BaseModel], key: str, example: dict[str, Any]) -> dict[str, Any]:
     """OpenAPI for a body the endpoint reads itself (to apply size limits while reading)."""
-    item = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    item.pop("$defs", None)
+    item = model.model_json_schema()
+    definitions = item.pop("$defs", {})
     schema = {
         "type": "object",
         "required": [key],
-        "properties": {key: {"type": "array", "items": item}},
+        "properties": {key: {"type": "array", "items": _inline(item, definitions)}},
     }
     return {
         "requestBody": {
@@ -171,6 +167,19 @@ def request_body(model: type[BaseModel], key: str, example: dict[str, Any]) -> d
             "content": {"application/json": {"schema": schema, "example": example}},
         }
     }
+
+
+def _inline(schema: Any, definitions: dict[str, Any]) -> Any:
+    """Replace `#/$defs/<name>` references by the definitions themselves (the native models
+    nest without recursion), so that the document holds no reference it cannot resolve."""
+    if isinstance(schema, list):
+        return [_inline(item, definitions) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    reference = schema.get("$ref")
+    if isinstance(reference, str) and reference.startswith("#/$defs/"):
+        return _inline(definitions[reference.removeprefix("#/$defs/")], definitions)
+    return {key: _inline(value, definitions) for key, value in schema.items()}
 
 
 @router.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -20,7 +21,10 @@ def parse_duration_seconds(text: str) -> float:
         position = match.end()
     if not cleaned or position != len(cleaned):
         raise ValueError(
-            f"invalid duration {text!r}: use a number with a unit ms, s, m, h, d or w, "
+            f"invalid duration {text!r:.80}: use a number with a unit ms, s, m, h, d or w, "
             "e.g. 30s, 5m, 1h, 7d"
         )
+    if not math.isfinite(total):
+        # Hundreds of digits parse as infinity, which no later arithmetic survives.
+        raise ValueError(f"duration {text!r:.80} is too long")
     return total

@@ -37,6 +37,7 @@ Contract of `search_traces`:
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,6 +62,7 @@ from app.query.cursor import (
 MAX_TRACE_LIMIT = 100
 _BIGINT_MAX = 2**63 - 1
 # A JSON number as RFC 8259 writes it: `007`, `1.`, `inf` or `nan` stay text only.
+_MAX_NUMBER_CHARS = 400
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 _SPAN_FIELDS = (
@@ -221,11 +223,27 @@ def attribute_condition(column: Any, key: str, value: str) -> ColumnElement[bool
     200.0 are equal in jsonb).
     """
     forms: list[Any] = [value]
-    if value in ("true", "false"):
-        forms.append(value == "true")
-    elif _JSON_NUMBER.fullmatch(value):
-        forms.append(json.loads(value))
+    scalar = _json_scalar(value)
+    if scalar is not None:
+        forms.append(scalar)
     return or_(*(column.contains({key: form}) for form in forms))
+
+
+def _json_scalar(value: str) -> bool | int | float | None:
+    """The JSON boolean or number `value` spells, or None when it spells none that stored
+    data can hold: thousands of digits (past Python's int conversion limit) and numbers
+    beyond a double (`1e999`, which no JSON document can carry) stay text only."""
+    if value in ("true", "false"):
+        return value == "true"
+    if len(value) > _MAX_NUMBER_CHARS or not _JSON_NUMBER.fullmatch(value):
+        return None
+    try:
+        number = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(number, float) and not math.isfinite(number):
+        return None
+    return number
 
 
 async def fetch_planned_for_values(engine: AsyncEngine, query: Any) -> list[Any]:
