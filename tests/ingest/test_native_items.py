@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from api.hostile import TIMES_OUT_OF_RANGE
 
 from app.ingest.native import (
     NativeBatch,
@@ -92,19 +93,7 @@ def nested(depth: int, leaf: Any = 1) -> Any:
 
 
 @pytest.mark.parametrize("key", MAKERS)
-@pytest.mark.parametrize(
-    "moment",
-    [
-        "0001-01-01T00:00:00+01:00",
-        "9999-12-31T23:59:59-01:00",
-        "now-99999999999d",
-        "now+9999999w",
-        "now-" + "9" * 400 + "d",
-        "now-" + "9" * 400,
-        1e300,
-        -1,
-    ],
-)
+@pytest.mark.parametrize("moment", [*TIMES_OUT_OF_RANGE, 1e300, -1])
 def test_times_out_of_range_reject_their_item(key: str, moment: object) -> None:
     make = MAKERS[key]
     batch = decode(key, [make(**{TIME_FIELD[key]: moment}), make()])
