@@ -60,7 +60,7 @@ from app.query.cursor import (
 )
 
 MAX_TRACE_LIMIT = 100
-_BIGINT_MAX = 2**63 - 1
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 # A JSON number as RFC 8259 writes it: `007`, `1.`, `inf` or `nan` stay text only.
 _MAX_NUMBER_CHARS = 400
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
@@ -231,8 +231,9 @@ def attribute_condition(column: Any, key: str, value: str) -> ColumnElement[bool
 
 def _json_scalar(value: str) -> bool | int | float | None:
     """The JSON boolean or number `value` spells, or None when it spells none that stored
-    data can hold: thousands of digits (past Python's int conversion limit) and numbers
-    beyond a double (`1e999`, which no JSON document can carry) stay text only."""
+    data can hold: integers past 64 bits (ingest stores those as text, and the jsonb
+    encoder refuses them), thousands of digits and numbers beyond a double (`1e999`) stay
+    text only."""
     if value in ("true", "false"):
         return value == "true"
     if len(value) > _MAX_NUMBER_CHARS or not _JSON_NUMBER.fullmatch(value):
@@ -242,6 +243,8 @@ def _json_scalar(value: str) -> bool | int | float | None:
     except ValueError:
         return None
     if isinstance(number, float) and not math.isfinite(number):
+        return None
+    if isinstance(number, int) and not _BIGINT_MIN <= number <= _BIGINT_MAX:
         return None
     return number
 
