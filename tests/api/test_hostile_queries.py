@@ -123,3 +123,15 @@ async def test_a_logs_cursor_with_a_tampered_tie_breaker_is_400(
         forged = base64.urlsafe_b64encode(json.dumps(document).encode()).decode()
         error_message(await client.get("/api/v1/logs", params={"limit": 1, "cursor": forged}),
                       400, "cursor")  # fmt: skip
+
+
+async def test_full_text_queries_postgresql_cannot_run_are_400(client: httpx.AsyncClient) -> None:
+    # More than 32 NOTs in a row was "tsquery stack too small" (500); 60,000 characters of
+    # words a 1-second "stack depth limit exceeded".
+    for q in ("-" * 40, "a " + "- " * 40 + "b", "--" * 9 + "a"):
+        error_message(await client.get("/api/v1/logs", params={"q": q}), 400, "in a row")
+    for q in ("-a " * 20_000, "x" * 1025):
+        error_message(await client.get("/api/v1/logs", params={"q": q}), 400, "at most 1024")
+    for q in ("-" * 16 + "a", "a b " * 256, "a " + "- " * 16 + "b"):
+        response = await client.get("/api/v1/logs", params={"q": q})
+        assert response.status_code == 200, response.text
