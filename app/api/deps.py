@@ -46,7 +46,9 @@ def presented_key(request: Request) -> str:
             "send 'Authorization: Bearer <key>'"
         )
     else:
-        problem = f"the Authorization scheme {scheme[:20]!r} is not supported: {_HOW}"
+        # Name the scheme only when it reads as one (Basic, Token), never part of a key.
+        named = f" {scheme!r}" if scheme.isalpha() and len(scheme) <= 20 else ""
+        problem = f"the Authorization scheme{named} is not supported: {_HOW}"
     raise Unauthorized(problem, headers={"WWW-Authenticate": "Bearer"})
 
 

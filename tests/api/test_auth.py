@@ -76,9 +76,10 @@ async def _send(
         ({"Authorization": "Bearer"}, "no key after 'Bearer'"),
         ({"Authorization": "Basic dXNlcjpwYXNz"}, "scheme 'Basic' is not supported"),
         ({"Authorization": "tc_just-the-key"}, "needs the Bearer scheme"),
+        ({"Authorization": "tc_just-the-key and more"}, "scheme is not supported"),
         ({"x-api-key": ""}, "missing API key"),
     ],
-    ids=["none", "empty bearer", "basic", "no scheme", "empty x-api-key"],
+    ids=["none", "empty bearer", "basic", "no scheme", "a key as scheme", "empty x-api-key"],
 )
 async def test_missing_key_is_401_in_json(
     anonymous: httpx.AsyncClient, headers: dict[str, str], says: str

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from google.rpc import status_pb2
@@ -131,8 +132,14 @@ READ_SHAPES: dict[str, tuple[set[str], Any]] = {
 
 
 def read_answer(response: httpx.Response, route: str) -> None:
-    """200 in the endpoint's shape; 400 (or 404 for a name or id) in the error shape."""
+    """200 in the endpoint's shape; 400 (or 404 for a name or id) in the error shape; a
+    path that ends in a slash (an id with a `/`) is redirected to the one without it."""
     checked(response)
+    if response.status_code == 307:
+        path = unquote(response.request.url.raw_path.decode().split("?")[0])
+        assert path.endswith("/"), response.request.url
+        assert not response.headers["location"].split("?")[0].endswith("/"), response.headers
+        return
     if response.status_code != 200:
         error_shape(response, 400, 404)
         return

@@ -130,11 +130,13 @@ def queries(seeded: Seeded, route: str) -> st.SearchStrategy[tuple[str, list[tup
     extra = st.tuples(text(), text())
     chosen = st.lists(st.one_of(pairs, pairs, pairs, attributes, extra), max_size=6)
     path = st.just(route)
+    # "." and ".." are path segments the client resolves away, never an id sent.
+    any_id = text().filter(lambda value: value not in ("", ".", ".."))
     if "{trace_id}" in route:
-        ids = st.one_of(st.sampled_from(seeded.trace_ids), text().filter(bool))
+        ids = st.one_of(st.sampled_from(seeded.trace_ids), any_id)
         path = ids.map(lambda value: route.replace("{trace_id}", quote(value, safe="")))
     elif "{fingerprint}" in route:
-        ids = st.one_of(st.sampled_from(seeded.fingerprints), text().filter(bool))
+        ids = st.one_of(st.sampled_from(seeded.fingerprints), any_id)
         path = ids.map(lambda value: route.replace("{fingerprint}", quote(value, safe="")))
     return st.tuples(path, chosen)
 
