@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint migrate demo bench bench-query bench-alerts bench-rule-queries lock clean
+.PHONY: run test fuzz lint migrate demo bench bench-query bench-alerts bench-rule-queries lock clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ run: $(BIN)/.installed
 # The whole suite against TEST_DATABASE_URL, or an embedded PostgreSQL when unset.
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+# The long runs of the fuzz suite (tests/api/fuzz, marker `fuzz`): many more examples per
+# property than the smoke runs in `make test`. Prints how many requests it sent.
+fuzz: $(BIN)/.installed
+	$(BIN)/python -m pytest -m fuzz tests/api/fuzz
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check app tests bench migrations

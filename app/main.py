@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -56,6 +57,7 @@ from app.workers.slo_counts import count_slos
 from app.workers.storage_stats import record_storage_stats
 
 log = logging.getLogger("app")
+_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
 
 def database_url(settings: Settings) -> str:
@@ -170,8 +172,12 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming[:128] if incoming else uuid.uuid4().hex
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"")
+        # Echoed in a header and written to logs: only a short visible-ASCII id is kept, as
+        # Heroku's router does; any other is replaced rather than failing the request.
+        request_id = (
+            incoming.decode("ascii") if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        )
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500

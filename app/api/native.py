@@ -25,15 +25,12 @@ from app.domain.metrics import MetricBatch
 from app.ingest import payload
 from app.ingest.native import (
     NativeBatch,
-    NativeError,
-    NativeLog,
-    NativeMetric,
-    NativeSpan,
     decode_native_errors,
     decode_native_logs,
     decode_native_metrics,
     decode_native_spans,
 )
+from app.ingest.native_items import NativeError, NativeLog, NativeMetric, NativeSpan
 from app.ingest.otlp_common import MalformedPayload
 from app.ingest.store import store_errors, store_spans
 from app.ingest.store_logs import store_logs
@@ -48,8 +45,7 @@ router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
 async def read_document(request: Request, services: Services) -> Any:
     settings = services.settings
     try:
-        if payload.media_type(request.headers.get("content-type")) != payload.JSON:
-            raise UnsupportedMediaTypeError("the native API takes application/json")
+        payload.media_type(request.headers.get("content-type"), accepted=(payload.JSON,))
         body = await read_limited(request, settings.max_body_bytes)
         body = payload.decompress(
             body, request.headers.get("content-encoding"), settings.max_decompressed_bytes

@@ -246,15 +246,24 @@ def aggregate(values: Sequence[float], agg: str, step_s: float) -> float | None:
     if not values:
         return None
     if agg == "avg":
-        return math.fsum(values) / len(values)
+        return exact_sum(values) / len(values)
     if agg == "min":
         return min(values)
     if agg == "max":
         return max(values)
     if agg == "count":
         return float(len(values))
-    total = math.fsum(values)
+    total = exact_sum(values)
     return total / step_s if agg == "rate" else total
+
+
+def exact_sum(values: Sequence[float]) -> float:
+    """fsum, except that a sum past the largest double is infinite (and later left out as
+    no value) instead of fsum's OverflowError."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return sum(values)
 
 
 # --- explicit-bounds histograms ------------------------------------------------------
@@ -264,7 +273,7 @@ def merge_distributions(parts: Sequence[Distribution]) -> Distribution:
     """Counts and sums add up; buckets merge as the module docstring says."""
     merged = Distribution(count=math.fsum(part.count for part in parts))
     sums = [part.sum for part in parts]
-    merged.sum = None if any(s is None for s in sums) else math.fsum(sums)  # type: ignore[arg-type]
+    merged.sum = None if any(s is None for s in sums) else exact_sum(sums)  # type: ignore[arg-type]
     buckets = merge_buckets(
         [(p.bounds, p.bucket_counts) for p in parts if p.bounds is not None and p.bucket_counts]
     )

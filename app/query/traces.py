@@ -37,6 +37,7 @@ Contract of `search_traces`:
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,8 +61,9 @@ from app.query.cursor import (
 )
 
 MAX_TRACE_LIMIT = 100
-_BIGINT_MAX = 2**63 - 1
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 # A JSON number as RFC 8259 writes it: `007`, `1.`, `inf` or `nan` stay text only.
+_MAX_NUMBER_CHARS = 400
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 _SPAN_FIELDS = (
@@ -263,11 +265,30 @@ def attribute_condition(column: Any, key: str, value: str) -> ColumnElement[bool
     200.0 are equal in jsonb).
     """
     forms: list[Any] = [value]
-    if value in ("true", "false"):
-        forms.append(value == "true")
-    elif _JSON_NUMBER.fullmatch(value):
-        forms.append(json.loads(value))
+    scalar = _json_scalar(value)
+    if scalar is not None:
+        forms.append(scalar)
     return or_(*(column.contains({key: form}) for form in forms))
+
+
+def _json_scalar(value: str) -> bool | int | float | None:
+    """The JSON boolean or number `value` spells, or None when it spells none that stored
+    data can hold: integers past 64 bits (ingest stores those as text, and the jsonb
+    encoder refuses them), thousands of digits and numbers beyond a double (`1e999`) stay
+    text only."""
+    if value in ("true", "false"):
+        return value == "true"
+    if len(value) > _MAX_NUMBER_CHARS or not _JSON_NUMBER.fullmatch(value):
+        return None
+    try:
+        number = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(number, float) and not math.isfinite(number):
+        return None
+    if isinstance(number, int) and not _BIGINT_MIN <= number <= _BIGINT_MAX:
+        return None
+    return number
 
 
 async def fetch_planned_for_values(engine: AsyncEngine, query: Any) -> list[Any]:
