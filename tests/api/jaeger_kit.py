@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from otlp_testkit import attributes_json
-from support import ROOT, shift_to_now
+from support import ROOT, shift_to_now, unix_nano_times
 
 # Jaeger's own fixtures, copied byte for byte (see SOURCE.md there), and ours beside them.
 JAEGER_FIXTURES = ROOT / "tests" / "fixtures" / "jaeger"
@@ -25,29 +25,10 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def earliest_ns(document: Any) -> int:
-    """The earliest `*UnixNano` time in an OTLP document."""
-    found: list[int] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key.endswith("UnixNano") and value not in (None, "", "0", 0):
-                    found.append(int(value))
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(document)
-    return min(found)
-
-
 def shifted(document: Any, minutes_ago: int = 10) -> tuple[Any, int]:
     """The document moved to `minutes_ago` before now by a whole number of microseconds
     (so Jaeger's microsecond times shift exactly), and that shift in microseconds."""
-    first = earliest_ns(document)
+    first = min(unix_nano_times(document))
     target = time.time_ns() - minutes_ago * MINUTE_US * 1000
     target -= (target - first) % 1000
     return shift_to_now(document, target), (target - first) // 1000
