@@ -70,11 +70,11 @@ def test_the_jaeger_data_source_points_at_the_collector_with_a_bearer_key() -> N
     source = _datasources()["telemetry-jaeger"]
     environment = _compose()["services"]["grafana"]["environment"]
     assert source["type"] == "jaeger" and source["access"] == "proxy"
-    assert source["url"] == "${TELEMETRY_URL}"
+    assert source["url"] == "${GRAFANA_COLLECTOR_URL}"
     port = _compose()["services"]["collector"]["ports"][0].split(":")[-1]
-    assert environment["TELEMETRY_URL"] == f"http://collector:{port}"
+    assert environment["GRAFANA_COLLECTOR_URL"] == f"http://collector:{port}"
     assert source["jsonData"]["httpHeaderName1"] == "Authorization"
-    assert source["secureJsonData"]["httpHeaderValue1"] == "Bearer ${TELEMETRY_GRAFANA_KEY}"
+    assert source["secureJsonData"]["httpHeaderValue1"] == "Bearer ${GRAFANA_COLLECTOR_KEY}"
 
 
 def test_dashboard_panels_use_the_provisioned_data_sources() -> None:
@@ -163,7 +163,7 @@ async def test_the_read_only_role_reads_telemetry_and_nothing_else(
 
 def test_docs_show_the_setup() -> None:
     guide = (ROOT / "docs" / "grafana.md").read_text()
-    for needed in ("readonly-role.sql", "TELEMETRY_GRAFANA_KEY", "/api/traces", "jaeger"):
+    for needed in ("readonly-role.sql", "GRAFANA_COLLECTOR_KEY", "/api/traces", "jaeger"):
         assert needed in guide, needed
     integrations = (ROOT / "docs" / "integrations.md").read_text()
     assert "## Grafana and the Jaeger UI" in integrations
