@@ -21,6 +21,7 @@ from app.api import (
     dashboard,
     errors_api,
     health,
+    jaeger_api,
     logs_api,
     metrics_api,
     native,
@@ -245,6 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alerts_api.router,
         silences_api.router,
         slos_api.router,
+        jaeger_api.router,
     ]
     for router in routers:
         app.include_router(router)

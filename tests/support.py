@@ -209,9 +209,8 @@ def load_example(name: str) -> dict[str, Any]:
 _TIME_KEYS = ("startTimeUnixNano", "endTimeUnixNano", "timeUnixNano", "observedTimeUnixNano")
 
 
-def shift_to_now(document: Any, now_ns: int | None = None) -> Any:
-    """Move every *UnixNano timestamp so the earliest is `now_ns`, keeping the gaps."""
-    document = copy.deepcopy(document)
+def unix_nano_times(document: Any) -> list[int]:
+    """Every (non-zero) *UnixNano timestamp in an OTLP JSON document."""
     found: list[int] = []
 
     def collect(node: Any) -> None:
@@ -226,6 +225,13 @@ def shift_to_now(document: Any, now_ns: int | None = None) -> Any:
                 collect(item)
 
     collect(document)
+    return found
+
+
+def shift_to_now(document: Any, now_ns: int | None = None) -> Any:
+    """Move every *UnixNano timestamp so the earliest is `now_ns`, keeping the gaps."""
+    document = copy.deepcopy(document)
+    found = unix_nano_times(document)
     if not found:
         return document
     offset = (now_ns or time.time_ns()) - min(found)

@@ -33,7 +33,8 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "description": "`x-api-key: <key>`, the same key without the Bearer scheme",
     },
 }
-SECURED_PREFIXES = ("/v1/", "/api/v1/")
+# Everything under /api/ (the native API and the Jaeger query API) takes a key.
+SECURED_PREFIXES = ("/v1/", "/api/")
 
 
 def inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
