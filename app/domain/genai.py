@@ -60,12 +60,17 @@ def extract_genai(attributes: dict[str, Any]) -> GenAIUsage | None:
 
 
 def _read(attributes: dict[str, Any]) -> GenAIUsage:
-    oi_kind = _text(attributes.get(conv.OPENINFERENCE_SPAN_KIND))
-    oi_kind = oi_kind.upper() if oi_kind else None
-    tl_kind = _text(attributes.get(conv.TRACELOOP_SPAN_KIND))
-    tl_kind = tl_kind.lower() if tl_kind else None
-    operation = _operation(attributes, oi_kind, tl_kind)
-    tool_name = _tool_name(attributes, oi_kind, tl_kind)
+    get = attributes.get
+    # The libraries' span kinds, compared case-blind (OpenInference writes LLM, OpenLLMetry tool).
+    oi_kind = get(conv.OPENINFERENCE_SPAN_KIND)
+    oi_kind = (oi_kind.strip().upper() or None) if isinstance(oi_kind, str) else None
+    tl_kind = get(conv.TRACELOOP_SPAN_KIND)
+    tl_kind = (tl_kind.strip().lower() or None) if isinstance(tl_kind, str) else None
+    # GenAI's own operation and tool name first, without the other conventions' lookups.
+    operation = _text(get(conv.GENAI_OPERATION)) or _operation(attributes, oi_kind, tl_kind)
+    tool_name = _text(get(conv.GENAI_TOOL_NAME))
+    if tool_name is None and (oi_kind or tl_kind):
+        tool_name = _tool_name(attributes, oi_kind, tl_kind)
     if oi_kind in conv.NOT_MODEL_CALL_KINDS:
         return GenAIUsage(operation=operation, tool_name=tool_name)
     input_tokens = _first_count(attributes, conv.INPUT_TOKENS_KEYS)
@@ -106,9 +111,7 @@ def _provider(attributes: dict[str, Any]) -> str | None:
 
 
 def _operation(attributes: dict[str, Any], oi_kind: str | None, tl_kind: str | None) -> str | None:
-    operation = _text(attributes.get(conv.GENAI_OPERATION))
-    if operation is not None:
-        return operation
+    """The operation from the other conventions, when the span has no gen_ai.operation.name."""
     request_type = _text(attributes.get(conv.TRACELOOP_REQUEST_TYPE))
     if request_type is not None:
         operation = conv.TRACELOOP_REQUEST_TYPE_OPERATIONS.get(request_type.lower())
@@ -128,8 +131,9 @@ def _operation(attributes: dict[str, Any], oi_kind: str | None, tl_kind: str | N
 
 
 def _tool_name(attributes: dict[str, Any], oi_kind: str | None, tl_kind: str | None) -> str | None:
-    tool_name = _text(attributes.get(conv.GENAI_TOOL_NAME))
-    if tool_name is None and tl_kind == conv.TRACELOOP_TOOL_KIND:
+    """The tool name from the other conventions, when the span has no gen_ai.tool.name."""
+    tool_name = None
+    if tl_kind == conv.TRACELOOP_TOOL_KIND:
         tool_name = _text(attributes.get(conv.TRACELOOP_ENTITY_NAME))
     if tool_name is None and oi_kind == conv.OPENINFERENCE_TOOL_KIND:
         tool_name = _text(attributes.get(conv.OPENINFERENCE_TOOL_NAME))
@@ -143,11 +147,17 @@ def _text(value: Any) -> str | None:
     return None
 
 
+# The _first_* helpers skip absent keys before parsing: most keys they try are absent, and
+# this runs for every GenAI span.
+
+
 def _first_text(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     for key in keys:
-        text = _text(attributes.get(key))
-        if text is not None:
-            return text
+        value = attributes.get(key)
+        if value is not None:
+            text = _text(value)
+            if text is not None:
+                return text
     return None
 
 
@@ -183,15 +193,19 @@ def parse_count(value: Any) -> int | None:
 def _first_count(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
     # The first usable value wins, so a garbled current key still falls back to an older one.
     for key in keys:
-        count = parse_count(attributes.get(key))
-        if count is not None:
-            return count
+        value = attributes.get(key)
+        if value is not None:
+            count = parse_count(value)
+            if count is not None:
+                return count
     return None
 
 
 def _first_amount(attributes: dict[str, Any], keys: tuple[str, ...]) -> float | None:
     for key in keys:
-        amount = parse_amount(attributes.get(key))
-        if amount is not None:
-            return amount
+        value = attributes.get(key)
+        if value is not None:
+            amount = parse_amount(value)
+            if amount is not None:
+                return amount
     return None
