@@ -7,8 +7,9 @@ span) is read the same way every time:
 
 1. **OpenTelemetry GenAI** (`gen_ai.*`): the current names, then their deprecated spellings.
    https://github.com/open-telemetry/semantic-conventions-genai; emitted as-is by
-   `opentelemetry-instrumentation-openai-v2` (opentelemetry-python-contrib,
-   instrumentation-genai/, through `opentelemetry-util-genai`).
+   `opentelemetry-instrumentation-openai-v2` (instrumentation-genai/ in
+   github.com/open-telemetry/opentelemetry-python-contrib, which writes its spans through
+   util/opentelemetry-util-genai there).
 2. **OpenLLMetry** (Traceloop): up to release 0.54 its instrumentations wrote GenAI names mixed
    with their own: `gen_ai.system`, `gen_ai.usage.prompt_tokens`/`completion_tokens` (before
    0.48), `gen_ai.usage.cache_read_input_tokens`, `llm.request.type`, `llm.usage.total_tokens`;
