@@ -3,7 +3,8 @@
 Conversations become traces (a SERVER turn, an agent loop, LLM calls on several models
 with token usage, tool executions, a few failures with exceptions and retries), with logs
 correlated to their spans and GenAI metrics. Spans and logs are back-dated across the
-last hour so the dashboards have something to show at once.
+last hour so the dashboards have something to show at once. Some conversations are named as
+OpenInference and OpenLLMetry instrument them (app/demo_conventions.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ from app.demo_checks import (
     DemoError,
     ExportTally,
     check_collector,
+)
+from app.demo_conventions import (
+    ROTATION,
+    agent_attributes,
+    model_call_attributes,
+    tool_attributes,
 )
 
 MODELS = (
@@ -104,9 +111,11 @@ class Conversation:
         self.tool_logger = tools.logger_provider.get_logger("assistant.tools")
         self.spans = 0
         self.logs = 0
+        self.convention = ROTATION[0]
 
-    def run(self, start_ns: int, metrics: dict) -> str:
+    def run(self, start_ns: int, metrics: dict, convention: str) -> str:
         rng = self.rng
+        self.convention = convention
         prompt = rng.choice(PROMPTS)
         root = self.api_tracer.start_span(
             "POST /v1/chat",
@@ -124,7 +133,7 @@ class Conversation:
             "invoke_agent coding-assistant",
             context=context,
             start_time=start_ns + 2_000_000,
-            attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "coder"},
+            attributes=agent_attributes(convention, "coder"),
         )
         turn_context = trace.set_span_in_context(turn)
         self._log(self.agent_logger, start_ns, SeverityNumber.INFO, f"turn started: {prompt}", turn)
@@ -158,16 +167,9 @@ class Conversation:
             output_tokens = rng.randint(40, 1800)
             cached = int(input_tokens * rng.choice((0, 0, 0.3, 0.6)))
             span.set_attributes(
-                {
-                    "gen_ai.operation.name": "chat",
-                    "gen_ai.provider.name": provider,
-                    "gen_ai.request.model": model,
-                    "gen_ai.response.model": model,
-                    "gen_ai.request.temperature": 0.2,
-                    "gen_ai.usage.input_tokens": input_tokens,
-                    "gen_ai.usage.output_tokens": output_tokens,
-                    "gen_ai.usage.cache_read.input_tokens": cached,
-                }
+                model_call_attributes(
+                    self.convention, provider, model, input_tokens, output_tokens, cached
+                )
             )
             rate_limited = rng.random() < 0.03 and attempt < 2
             if rate_limited:
@@ -197,11 +199,7 @@ class Conversation:
             f"execute_tool {tool}",
             context=context,
             start_time=clock,
-            attributes={
-                "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": tool,
-                "gen_ai.tool.call.id": f"call_{rng.getrandbits(40):x}",
-            },
+            attributes=tool_attributes(self.convention, tool, f"call_{rng.getrandbits(40):x}"),
         )
         ok = rng.random() > (0.12 if tool == "run_tests" else 0.03)
         if not ok:
@@ -341,7 +339,8 @@ def _send(url: str, key: str | None, conversations: int, seed: int) -> str:
     for index in range(conversations):
         # Spread over the last hour, oldest first, ending a couple of minutes ago.
         start = now - 3600 * SECOND + int(index * (3480 * SECOND) / conversations)
-        trace_ids.append(conversation.run(start + rng.randint(0, 5) * SECOND, metrics))
+        convention = ROTATION[index % len(ROTATION)]
+        trace_ids.append(conversation.run(start + rng.randint(0, 5) * SECOND, metrics, convention))
     for pipeline in (api, agent, tools):
         pipeline.shutdown()
     meter_provider.force_flush()

@@ -1,24 +1,7 @@
-"""Reading OpenTelemetry GenAI span attributes into one usage record (model, tokens, cost).
+"""Reading a span's GenAI attributes into one usage record (model, tokens, cost, tool).
 
-Attribute names follow the OpenTelemetry GenAI semantic conventions (status: Development), now
-maintained at https://github.com/open-telemetry/semantic-conventions-genai and mirrored in the
-`@opentelemetry/semantic-conventions` incubating constants documented at
-https://open-telemetry.github.io/opentelemetry-js/ (e.g. ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS):
-
-- `gen_ai.provider.name`; its predecessor `gen_ai.system` ("Deprecated, use gen_ai.provider.name
-  instead", renamed after semconv v1.36.0) is read when the new one is absent.
-- `gen_ai.request.model`, `gen_ai.response.model`, `gen_ai.operation.name`, `gen_ai.tool.name`.
-- `gen_ai.usage.input_tokens` / `gen_ai.usage.output_tokens`; the deprecated
-  `gen_ai.usage.prompt_tokens` / `gen_ai.usage.completion_tokens` ("Replaced by
-  gen_ai.usage.input_tokens") are read as fallbacks.
-- `gen_ai.usage.cache_read.input_tokens` ("The number of input tokens served from a
-  provider-managed cache. The value SHOULD be included in gen_ai.usage.input_tokens"); the older
-  spelling `gen_ai.usage.cache_read_input_tokens` (listed as deprecated in favour of it by Sentry's
-  relay conventions, still emitted by e.g. Strands agents) is the fallback.
-
-Cost is not part of the conventions. A client-sent cost is read from, in order:
-`gen_ai.usage.cost` (OpenLIT sets it, Langfuse reads it as an override of its own estimate),
-`gen_ai.usage.cost_usd` and `gen_ai.usage.total_cost`; all are taken to be US dollars.
+Which attributes are read, from which convention (OpenTelemetry GenAI, OpenLLMetry, OpenInference)
+and in what order, is `app/domain/genai_conventions.py`; this module applies it.
 
 Numbers may arrive as int, float or numeric strings (OTLP JSON encodes int64 as strings). Anything
 that is not a finite, non-negative number is ignored, never an error: telemetry from the field is
@@ -33,20 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system")
-REQUEST_MODEL_KEY = "gen_ai.request.model"
-RESPONSE_MODEL_KEY = "gen_ai.response.model"
-OPERATION_KEY = "gen_ai.operation.name"
-TOOL_NAME_KEY = "gen_ai.tool.name"
-INPUT_TOKENS_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
-OUTPUT_TOKENS_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
-CACHE_READ_KEYS = (
-    "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.cache_read_input_tokens",
-)
-CLIENT_COST_KEYS = ("gen_ai.usage.cost", "gen_ai.usage.cost_usd", "gen_ai.usage.total_cost")
+from app.domain import genai_conventions as conv
 
-GENAI_PREFIX = "gen_ai."
 MAX_TOKENS = 10**12
 MAX_COST_USD = 1e6
 
@@ -69,28 +40,109 @@ class GenAIUsage:
     client_cost_usd: float | None = None
 
 
+_NOTHING = GenAIUsage()
+
+
 def extract_genai(attributes: dict[str, Any]) -> GenAIUsage | None:
-    """The GenAI usage a span's attributes describe, or None when no `gen_ai.*` key is present."""
+    """The GenAI usage a span's attributes describe, or None when they describe none.
+
+    A span with any `gen_ai.*` key always gets a record (possibly empty); one with only other
+    conventions' keys gets one when something was read from them.
+    """
     # A plain loop: this runs for every span, and most spans are not model calls.
+    found: str | None = None
     for key in attributes:
-        if type(key) is str and key.startswith(GENAI_PREFIX):
-            break
-    else:
+        if type(key) is str and key.startswith(conv.SIGNAL_PREFIXES):
+            found = key
+            if key.startswith(conv.GENAI_PREFIX):
+                break
+    if found is None:
         return None
-    request_model = _text(attributes.get(REQUEST_MODEL_KEY))
-    response_model = _text(attributes.get(RESPONSE_MODEL_KEY))
+    usage = _read(attributes)
+    if usage == _NOTHING and not found.startswith(conv.GENAI_PREFIX):
+        return None
+    return usage
+
+
+def _read(attributes: dict[str, Any]) -> GenAIUsage:
+    get = attributes.get
+    # The libraries' span kinds, compared case-blind (OpenInference writes LLM, OpenLLMetry tool).
+    oi_kind = get(conv.OPENINFERENCE_SPAN_KIND)
+    oi_kind = (oi_kind.strip().upper() or None) if isinstance(oi_kind, str) else None
+    tl_kind = get(conv.TRACELOOP_SPAN_KIND)
+    tl_kind = (tl_kind.strip().lower() or None) if isinstance(tl_kind, str) else None
+    # GenAI's own operation and tool name first, without the other conventions' lookups.
+    operation = _text(get(conv.GENAI_OPERATION)) or _operation(attributes, oi_kind, tl_kind)
+    tool_name = _text(get(conv.GENAI_TOOL_NAME))
+    if tool_name is None and (oi_kind or tl_kind):
+        tool_name = _tool_name(attributes, oi_kind, tl_kind)
+    if oi_kind in conv.NOT_MODEL_CALL_KINDS:
+        return GenAIUsage(operation=operation, tool_name=tool_name)
+    input_tokens = _first_count(attributes, conv.INPUT_TOKENS_KEYS)
+    output_tokens = _first_count(attributes, conv.OUTPUT_TOKENS_KEYS)
+    if (input_tokens is None) != (output_tokens is None):
+        total = _first_count(attributes, conv.TOTAL_TOKENS_KEYS)
+        known = input_tokens if output_tokens is None else output_tokens
+        if total is not None and known is not None and total >= known:
+            if input_tokens is None:
+                input_tokens = total - known
+            else:
+                output_tokens = total - known
     return GenAIUsage(
-        provider=_first_text(attributes, PROVIDER_KEYS),
-        request_model=request_model,
-        response_model=response_model,
-        model=response_model or request_model,
-        operation=_text(attributes.get(OPERATION_KEY)),
-        input_tokens=_first_count(attributes, INPUT_TOKENS_KEYS),
-        output_tokens=_first_count(attributes, OUTPUT_TOKENS_KEYS),
-        cache_read_input_tokens=_first_count(attributes, CACHE_READ_KEYS),
-        tool_name=_text(attributes.get(TOOL_NAME_KEY)),
-        client_cost_usd=_first_amount(attributes, CLIENT_COST_KEYS),
+        provider=_provider(attributes),
+        request_model=_first_text(attributes, conv.REQUEST_MODEL_KEYS),
+        response_model=_first_text(attributes, conv.RESPONSE_MODEL_KEYS),
+        model=_first_text(attributes, conv.MODEL_KEYS),
+        operation=operation,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_input_tokens=_first_count(attributes, conv.CACHE_READ_KEYS),
+        tool_name=tool_name,
+        client_cost_usd=_first_amount(attributes, conv.CLIENT_COST_KEYS),
     )
+
+
+def _provider(attributes: dict[str, Any]) -> str | None:
+    provider = _text(attributes.get(conv.GENAI_PROVIDER_NAME))
+    if provider is not None:
+        return provider
+    system = _text(attributes.get(conv.GENAI_SYSTEM))
+    if system is not None:
+        return conv.legacy_system_provider(system)
+    return conv.openinference_provider(
+        _text(attributes.get(conv.OPENINFERENCE_PROVIDER)),
+        _text(attributes.get(conv.OPENINFERENCE_SYSTEM)),
+    )
+
+
+def _operation(attributes: dict[str, Any], oi_kind: str | None, tl_kind: str | None) -> str | None:
+    """The operation from the other conventions, when the span has no gen_ai.operation.name."""
+    request_type = _text(attributes.get(conv.TRACELOOP_REQUEST_TYPE))
+    if request_type is not None:
+        operation = conv.TRACELOOP_REQUEST_TYPE_OPERATIONS.get(request_type.lower())
+        if operation is not None:
+            return operation
+    if tl_kind is not None and tl_kind in conv.TRACELOOP_KIND_OPERATIONS:
+        return conv.TRACELOOP_KIND_OPERATIONS[tl_kind]
+    if oi_kind == conv.OPENINFERENCE_LLM_KIND:
+        completion = any(
+            type(key) is str and key.startswith(conv.OPENINFERENCE_COMPLETION_PREFIXES)
+            for key in attributes
+        )
+        return "text_completion" if completion else "chat"
+    if oi_kind is not None:
+        return conv.OPENINFERENCE_KIND_OPERATIONS.get(oi_kind)
+    return None
+
+
+def _tool_name(attributes: dict[str, Any], oi_kind: str | None, tl_kind: str | None) -> str | None:
+    """The tool name from the other conventions, when the span has no gen_ai.tool.name."""
+    tool_name = None
+    if tl_kind == conv.TRACELOOP_TOOL_KIND:
+        tool_name = _text(attributes.get(conv.TRACELOOP_ENTITY_NAME))
+    if tool_name is None and oi_kind == conv.OPENINFERENCE_TOOL_KIND:
+        tool_name = _text(attributes.get(conv.OPENINFERENCE_TOOL_NAME))
+    return tool_name
 
 
 def _text(value: Any) -> str | None:
@@ -100,11 +152,17 @@ def _text(value: Any) -> str | None:
     return None
 
 
+# The _first_* helpers skip absent keys before parsing: most keys they try are absent, and
+# this runs for every GenAI span.
+
+
 def _first_text(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     for key in keys:
-        text = _text(attributes.get(key))
-        if text is not None:
-            return text
+        value = attributes.get(key)
+        if value is not None:
+            text = _text(value)
+            if text is not None:
+                return text
     return None
 
 
@@ -140,9 +198,11 @@ def parse_count(value: Any) -> int | None:
 def _first_count(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
     # The first usable value wins, so a garbled current key still falls back to an older one.
     for key in keys:
-        count = parse_count(attributes.get(key))
-        if count is not None:
-            return count
+        value = attributes.get(key)
+        if value is not None:
+            count = parse_count(value)
+            if count is not None:
+                return count
     return None
 
 

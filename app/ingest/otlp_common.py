@@ -20,6 +20,7 @@ from typing import Any
 
 from opentelemetry.proto.common.v1 import common_pb2
 
+from app.domain.genai_conventions import READ_KEYS as GENAI_KEYS
 from app.domain.records import Resource, Scope
 
 TRACE_ID_BYTES = 16
@@ -135,7 +136,9 @@ def attributes_pb(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any]
     # The hot loop of protobuf ingest: string values are inlined, the rest delegated.
     for kv in key_values:
         key = kv.key
-        if len(result) >= max_attributes and key not in result:
+        # Past the limit the GenAI keys are still kept (a fixed set, so still bounded): LLM
+        # instrumentations write token counts last, after any number of flattened messages.
+        if len(result) >= max_attributes and key not in result and key not in GENAI_KEYS:
             dropped += 1
             continue
         if "\x00" in key or len(key) > 1024:
@@ -370,7 +373,7 @@ def attributes_json(
         key = kv.get("key")
         if not isinstance(key, str):
             raise InvalidItem("attribute key must be a string")
-        if len(result) >= limits.max_attributes and key not in result:
+        if len(result) >= limits.max_attributes and key not in result and key not in GENAI_KEYS:
             dropped += 1
             continue
         try:

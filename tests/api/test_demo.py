@@ -31,6 +31,20 @@ async def test_demo_populates_every_signal(client, key, collector, db, project_n
     models = (await client.get("/api/v1/dashboard/llm")).json()["models"]
     assert {item["provider"] for item in models} <= {"anthropic", "openai", "gcp.gemini"}
     assert len(models) >= 2
+    # Conversations named as OpenInference and OpenLLMetry name them fill the same columns.
+    for own_key, column in (
+        ("llm.token_count.prompt", "gen_ai_input_tokens"),
+        ("llm.request.type", "gen_ai_operation"),
+        ("tool.name", "gen_ai_tool_name"),
+        ("traceloop.entity.name", "gen_ai_tool_name"),
+    ):
+        filled = await db.fetchval(
+            f"SELECT count(*) FROM spans WHERE project_id = $1 AND attributes ? $2"  # noqa: S608
+            f" AND {column} IS NOT NULL",
+            project_id,
+            own_key,
+        )
+        assert filled > 0, own_key
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,21 @@ def test_attribute_count_limit_drops_and_counts() -> None:
         assert record.dropped_attributes_count == 4
 
 
+def test_genai_keys_past_the_count_limit_are_kept() -> None:
+    # As OpenInference writes a long conversation: messages first, usage last.
+    messages = {f"llm.input_messages.{index}.message.content": "hi" for index in range(12)}
+    usage = {
+        "llm.token_count.prompt": 900,
+        "llm.token_count.completion": 40,
+        "openinference.span.kind": "LLM",
+        "gen_ai.usage.input_tokens": 900,
+    }
+    from_pb, from_json = _both([_spec(attributes={**messages, **usage, "after": 1})])
+    for record in (from_pb[0], from_json[0]):
+        assert record.attributes == {**dict(list(messages.items())[:8]), **usage}
+        assert record.dropped_attributes_count == 5  # four messages and "after"
+
+
 def test_long_strings_are_truncated_and_nul_removed() -> None:
     spec = _spec(name="n\x00ame", attributes={"long": "x" * 100, "nul": "a\x00b"})
     from_pb, from_json = _both([spec])
