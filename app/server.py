@@ -1,25 +1,35 @@
-"""Serving with N worker processes, each on its own SO_REUSEPORT socket.
+"""Serving with N worker processes, each on its own SO_REUSEPORT socket, and exiting cleanly.
 
 uvicorn's own `--workers` shares one listening socket, and whichever process is in
 accept() first takes the connections. OTLP exporters keep their connections open, so a
 few early winners kept nearly all the load: measured here, one worker used 4.7 s of CPU
 and the other 0.9 s for the same run. With one socket per process the kernel spreads
 new connections across the processes by hash, so the cores share the work.
+
+SIGTERM (or Ctrl-C) shuts down gracefully: the sockets close, requests in flight are
+answered (ingest ones once their rows are committed), the writer commits what is queued,
+and the process exits 0. uvicorn would re-raise the signal after its shutdown, so that
+the process died by it (143, and `make run` printed "Error 143"); `_Server` does not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
 import uvicorn
+from uvicorn.server import HANDLED_SIGNALS
 
+from app.config import get_settings
+from app.connections import ConnectionLimits, protocol_class, raise_file_limit
 from app.telemetry import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
@@ -38,12 +48,33 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # As uvicorn's, minus re-raising the signal once the graceful shutdown is done.
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def _config() -> uvicorn.Config:
+    settings = get_settings()
+    limits = ConnectionLimits(
+        max_connections=raise_file_limit(settings.max_connections),
+        header_read_timeout_s=settings.header_read_timeout_s,
+        body_read_timeout_s=settings.body_read_timeout_s,
+        retry_after_s=settings.retry_after_s,
+    )
     return uvicorn.Config(
         APP,
         factory=True,
         log_config=None,
         access_log=False,
+        http=protocol_class(limits),
+        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]
         timeout_graceful_shutdown=GRACEFUL_S,
     )
 
@@ -52,15 +83,16 @@ def _worker(host: str, port: int) -> None:
     from app.telemetry import configure_logging
 
     configure_logging(os.environ.get("TELEMETRY_LOG_LEVEL", "info"))
-    uvicorn.Server(_config()).run(sockets=[_listen(host, port)])
+    _Server(_config()).run(sockets=[_listen(host, port)])
 
 
-def serve(host: str, port: int, workers: int) -> None:
+def serve(host: str, port: int, workers: int) -> int:
+    """Serve until SIGTERM/SIGINT; the exit status (0 after a clean shutdown)."""
     if workers <= 1:
         config = _config()
         config.host, config.port = host, port
-        uvicorn.Server(config).run()
-        return
+        _Server(config).run()
+        return 0
     # Bind once here so a port in use fails loudly before any worker starts.
     probe = _listen(host, port)
     context = multiprocessing.get_context("spawn")
@@ -93,12 +125,17 @@ def serve(host: str, port: int, workers: int) -> None:
                 _retire(process)
                 processes[index] = start()
     deadline = time.monotonic() + GRACEFUL_S + 5
+    status = 0
     for process in processes:
         process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
+            log.error("worker did not stop in time; killed", extra={"pid": process.pid})
             process.kill()
             process.join()
+        if process.exitcode != 0:
+            status = 1
         _retire(process)
+    return status
 
 
 def _retire(process: BaseProcess) -> None:

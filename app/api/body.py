@@ -1,21 +1,94 @@
-"""Reading request bodies within the size limit, before they are held in memory whole."""
+"""Reading ingest bodies: size limits and the in-flight budget, before anything is held whole.
+
+What a request will cost is reserved on its ticket before the bytes are read: from
+Content-Length when the client declares it (so an overloaded collector refuses without
+reading the body at all), chunk by chunk otherwise, and for what decompression adds once
+it is known. See `app/ingest/admission.py` for the estimate.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
 from fastapi import Request
 
+from app.config import Settings
+from app.ingest import payload
+from app.ingest.admission import DECODED_BYTES_PER_BYTE, Ticket
 from app.ingest.payload import PayloadTooLarge
 
+T = TypeVar("T")
 
-async def read_limited(request: Request, max_bytes: int) -> bytes:
+
+class ClientGone(Exception):
+    """The client closed its connection before the answer: nothing is answered to nobody."""
+
+
+async def read_body(request: Request, settings: Settings, ticket: Ticket) -> bytes:
+    """The body after gzip/deflate, within the size limits, reserved on `ticket`.
+
+    Raises `PayloadTooLarge`, `UnsupportedMediaType`, `MalformedPayload`, `Overloaded`,
+    or starlette's `ClientDisconnect` when the client goes away mid-body.
+    """
+    max_bytes = settings.max_body_bytes
+    encoding = request.headers.get("content-encoding")
+    compressed = bool(payload.content_codings(encoding))
+    # Identity bodies are their own payload: the decoded estimate is known from the size.
+    per_byte = 1 if compressed else 1 + DECODED_BYTES_PER_BYTE
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"body of {declared} bytes is larger than the {max_bytes}-byte limit")
+    if declared and declared.isdigit():
+        if int(declared) > max_bytes:
+            raise PayloadTooLarge(
+                f"body of {declared} bytes is larger than the {max_bytes}-byte limit"
+            )
+        reserved = int(declared)
+        ticket.reserve(reserved * per_byte)
+    else:
+        reserved = 0
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
             raise PayloadTooLarge(f"body is larger than the {max_bytes}-byte limit")
+        if size > reserved:
+            ticket.reserve((size - reserved) * per_byte)
+            reserved = size
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    if not compressed:
+        return body
+    body = payload.decompress(body, encoding, settings.max_decompressed_bytes)
+    ticket.reserve(len(body) * DECODED_BYTES_PER_BYTE)
+    return body
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Run `work` (after the body was read whole); cancel it if the client disconnects.
+
+    Once the body has been read, the next ASGI message is the disconnect, so waiting for
+    it costs nothing. A cancelled write that no flusher has taken yet is dropped from the
+    writer's queue; one already being committed stays committed (and a retry merges).
+    Raises `ClientGone` when the client left.
+    """
+    work_task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({work_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        work_task.cancel()
+        watcher.cancel()
+        raise
+    if work_task in done:
+        watcher.cancel()
+        return work_task.result()
+    work_task.cancel()
+    await asyncio.gather(work_task, return_exceptions=True)
+    raise ClientGone()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -74,6 +74,21 @@ def _assert_unavailable(response: httpx.Response, media: str) -> str:
     return message
 
 
+async def _until_accepted(
+    http: httpx.AsyncClient, media: str, within_s: float
+) -> tuple[httpx.Response, Any]:
+    """Post until a 200 (every other answer must be a proper 503); the last answer."""
+    deadline = time.monotonic() + within_s
+    while True:
+        response, span = await _post(http, media)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        _assert_unavailable(response, media)
+        await asyncio.sleep(0.25)
+    assert response.status_code == 200, response.text
+    return response, span
+
+
 async def test_outage_answers_503_then_recovers(
     proxied: httpx.AsyncClient,
     proxy: TcpProxy,
@@ -123,14 +138,7 @@ async def test_outage_answers_503_then_recovers(
     assert (await proxied.get("/healthz")).status_code == 200
 
     proxy.start()
-    deadline = time.monotonic() + 20
-    while True:
-        response, after = await _post(proxied, JSON)
-        if response.status_code == 200 or time.monotonic() > deadline:
-            break
-        _assert_unavailable(response, JSON)
-        await asyncio.sleep(0.25)
-    assert response.status_code == 200, response.text
+    response, after = await _until_accepted(proxied, JSON, within_s=20)
     assert response.json() == {}
     response, after_fresh = await _post(proxied, JSON, authorization=f"Bearer {fresh_key}")
     assert response.status_code == 200, response.text
@@ -143,3 +151,61 @@ async def test_outage_answers_503_then_recovers(
     )
     # Only what was acknowledged is there: a 503 stored nothing.
     assert stored == sorted([before.span_id, after.span_id, after_fresh.span_id])
+
+
+async def test_frozen_database_is_answered_like_a_down_one(
+    proxy: TcpProxy,
+    database_url: str,
+    start_collector: Callable[..., Collector],
+    key: str,
+    db: asyncpg.Connection,
+    project_name: str,
+) -> None:
+    """A database that accepts connections and never answers (SIGSTOP, a partition)."""
+    running = start_collector(
+        database_url=via_proxy(database_url, proxy.port),
+        env={
+            "TELEMETRY_DB_CONNECT_TIMEOUT_S": "2",
+            "TELEMETRY_DB_STATEMENT_TIMEOUT_S": "2",
+            "TELEMETRY_RETRY_AFTER_S": "7",
+        },
+    )
+    async with httpx.AsyncClient(
+        base_url=running.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as http:
+        # Warm both pools, so frozen connections are what the collector holds.
+        response, before = await _post(http, PROTOBUF)
+        assert response.status_code == 200, response.text
+        assert (await http.get(f"/api/v1/traces/{before.trace_id}")).status_code == 200
+
+        proxy.freeze()
+        refused = []
+        for media in (PROTOBUF, JSON, PROTOBUF):
+            started = time.monotonic()
+            response, span = await _post(http, media)
+            # The commit timeout is 30 s; a frozen database must not take that long.
+            assert time.monotonic() - started < 10, "ingest hung on the frozen database"
+            assert "database is unavailable" in _assert_unavailable(response, media)
+            refused.append(span)
+
+        started = time.monotonic()
+        query = await http.get(f"/api/v1/traces/{before.trace_id}")
+        assert time.monotonic() - started < 15, "a read hung on the frozen database"
+        assert query.status_code == 503, query.text
+        assert query.headers["retry-after"] == "7"
+        assert query.json()["error"]["code"] == "unavailable"
+        health = await http.get("/healthz", timeout=5)
+        assert health.status_code == 200
+
+        # The partition heals: connections made while it lasted are gone, new ones work.
+        proxy.stop()
+        proxy.start()
+        response, after = await _until_accepted(http, PROTOBUF, within_s=30)
+        assert (await http.get(f"/api/v1/traces/{after.trace_id}")).status_code == 200
+
+    stored = await stored_span_ids(
+        db, project_name, [span.trace_id for span in (before, after, *refused)]
+    )
+    assert stored == sorted([before.span_id, after.span_id])
+    log = running.log_path.read_text() if running.log_path else ""
+    assert "Traceback" not in log, log[-3000:]
