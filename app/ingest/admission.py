@@ -18,6 +18,8 @@ message itself is allocated outside Python's allocator), rounded up.
 
 from __future__ import annotations
 
+from app.telemetry import INGEST_INFLIGHT_BYTES
+
 DECODED_BYTES_PER_BYTE = 10
 
 
@@ -46,9 +48,11 @@ class Admission:
                 f"(limit {self.max_bytes}); retry shortly"
             )
         self.in_flight += amount
+        INGEST_INFLIGHT_BYTES.inc(amount)
 
     def _release(self, amount: int) -> None:
         self.in_flight -= amount
+        INGEST_INFLIGHT_BYTES.dec(amount)
 
 
 class Ticket:
