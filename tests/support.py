@@ -172,7 +172,10 @@ class RawHttp:
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except (ConnectionResetError, BrokenPipeError) as error:
+            raise ConnectionClosed() from error
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None

@@ -66,7 +66,9 @@ async def run_forever(engine: AsyncEngine, job: Job, stop: asyncio.Event) -> Non
             pass
 
 
-async def supervised(engine: AsyncEngine, job: Job, stop: asyncio.Event) -> None:
+async def supervised(
+    engine: AsyncEngine, job: Job, stop: asyncio.Event, restart_delay_s: float = RESTART_DELAY_S
+) -> None:
     """`run_forever`, restarted whenever it ends other than by `stop` or by cancellation."""
     while not stop.is_set():
         try:
@@ -82,21 +84,26 @@ async def supervised(engine: AsyncEngine, job: Job, stop: asyncio.Event) -> None
         WORKER_RUNS.labels(job.name, "failed").inc()
         log.error("worker job died; restarting", extra={"job": job.name}, exc_info=died)
         try:
-            await asyncio.wait_for(stop.wait(), timeout=RESTART_DELAY_S)
+            await asyncio.wait_for(stop.wait(), timeout=restart_delay_s)
         except TimeoutError:
             pass
 
 
 class Workers:
-    def __init__(self, engine: AsyncEngine, jobs: list[Job]) -> None:
+    def __init__(
+        self, engine: AsyncEngine, jobs: list[Job], restart_delay_s: float = RESTART_DELAY_S
+    ) -> None:
         self._engine = engine
         self._jobs = jobs
+        self._restart_delay_s = restart_delay_s
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(supervised(self._engine, job, self._stop), name=job.name)
+            asyncio.create_task(
+                supervised(self._engine, job, self._stop, self._restart_delay_s), name=job.name
+            )
             for job in self._jobs
         ]
 
