@@ -21,7 +21,6 @@ import logging
 import multiprocessing
 import os
 import random
-import re
 import socket
 import statistics
 import threading
@@ -42,28 +41,38 @@ class Bodies:
 
     def __init__(self, spans: int, templates: int = 4) -> None:
         self.spans = spans
-        self._templates: list[tuple[bytes, re.Pattern[bytes], list[bytes]]] = []
+        # Per template: the encoded body, and where each trace id stands in it.
+        self._templates: list[tuple[bytes, list[tuple[int, int]], int]] = []
         for request in span_batches(spans * templates, spans, seed=spans):
-            traces = sorted(
-                {
-                    span.trace_id
-                    for resource in request.resource_spans
-                    for scope in resource.scope_spans
-                    for span in scope.spans
-                }
-            )
-            pattern = re.compile(b"|".join(re.escape(trace) for trace in traces))
-            self._templates.append((request.SerializeToString(), pattern, traces))
+            body = request.SerializeToString()
+            traces = {
+                span.trace_id
+                for resource in request.resource_spans
+                for scope in resource.scope_spans
+                for span in scope.spans
+            }
+            places = []
+            for number, trace in enumerate(traces):
+                at = body.find(trace)
+                while at != -1:
+                    places.append((at, number))
+                    at = body.find(trace, at + len(trace))
+            self._templates.append((body, sorted(places), len(traces)))
         self._lock = threading.Lock()
         self._next = 0
 
     def take(self) -> tuple[bytes, list[bytes]]:
         """(body, its trace ids): a template with every trace id replaced by a new one."""
         with self._lock:
-            body, pattern, traces = self._templates[self._next % len(self._templates)]
+            body, places, count = self._templates[self._next % len(self._templates)]
             self._next += 1
-        fresh = {trace: random.randbytes(16) for trace in traces}
-        return pattern.sub(lambda match: fresh[match.group()], body), list(fresh.values())
+        fresh = [random.randbytes(16) for _ in range(count)]
+        pieces, last = [], 0
+        for at, number in places:
+            pieces += (body[last:at], fresh[number])
+            last = at + 16
+        pieces.append(body[last:])
+        return b"".join(pieces), fresh
 
 
 @dataclass

@@ -95,20 +95,22 @@ def outage(
 ) -> None:
     collector = start()
     load = Load(collector, args, args.ledger)
-    time.sleep(5)
-    began = time.monotonic()
-    if name == "frozen":
-        proxy.freeze()
-    else:
-        proxy.stop()
-    time.sleep(args.outage)
-    if name == "frozen":
-        proxy.stop()
-    back = time.monotonic()
-    proxy.start()
-    time.sleep(10)
-    load.stop()
-    collector.stop()
+    try:
+        time.sleep(5)
+        began = time.monotonic()
+        if name == "frozen":
+            proxy.freeze()
+        else:
+            proxy.stop()
+        time.sleep(args.outage)
+        if name == "frozen":
+            proxy.stop()
+        back = time.monotonic()
+        proxy.start()
+        time.sleep(10)
+    finally:
+        load.stop()
+        collector.stop()
     refused = load.probe.first("503", began)
     recovered = load.probe.first("200", back)
     slowest = load.probe.slowest(began, back)
@@ -120,12 +122,15 @@ def outage(
 def stopped(name: str, args: argparse.Namespace, start: Callable[[], Collector]) -> None:
     collector = start()
     load = Load(collector, args, args.ledger)
-    time.sleep(8)
-    if name == "SIGKILL":
-        collector.kill()
-    else:
-        collector.stop()
-    load.stop()
+    try:
+        time.sleep(8)
+        if name == "SIGKILL":
+            collector.kill()
+        else:
+            collector.stop()
+    finally:
+        load.stop()
+        collector.kill()  # a no-op once it has exited
     assert collector.process is not None
     print(f"{name} under load: exit status {collector.process.returncode}")
 
