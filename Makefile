@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint migrate demo bench bench-query clean
+.PHONY: run test lint migrate demo bench bench-query bench-overload bench-reliability clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ bench: $(BIN)/.installed
 
 bench-query: $(BIN)/.installed
 	$(BIN)/python bench/query.py
+
+# Figures for docs/operations.md: overload (3x senders, large batches) and outages.
+bench-overload: $(BIN)/.installed
+	$(BIN)/python bench/overload.py
+
+bench-reliability: $(BIN)/.installed
+	$(BIN)/python bench/reliability.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

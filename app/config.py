@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     )
 
     max_inflight_bytes: int = Field(
-        64 * MIB,
+        32 * MIB,
         description="Memory budget per process for ingest requests in flight (bodies as read "
         "plus an estimate of their decoded records and rows, held until answered); a request "
         "that does not fit is answered 503 with Retry-After before its body is read.",
