@@ -37,7 +37,7 @@ from app.telemetry import MULTIPROC_ENV
 log = logging.getLogger(__name__)
 APP = "app.main:app_factory"
 GRACEFUL_S = 10
-GC_THRESHOLDS = (10_000, 10, 10)
+GC_THRESHOLDS = (50_000, 20, 10)
 SWITCH_INTERVAL_S = 0.001
 
 

@@ -67,7 +67,11 @@ class Probe(threading.Thread):
         return min(times) - after if times else None
 
     def slowest(self, start: float, end: float) -> float:
-        return max((took for sent, _, took in self.answers if start <= sent < end), default=0.0)
+        """The longest wait of a probe in flight at some moment between `start` and `end`."""
+        return max(
+            (took for sent, _, took in self.answers if sent < end and sent + took >= start),
+            default=0.0,
+        )
 
 
 class Load:
@@ -115,7 +119,7 @@ def outage(
     recovered = load.probe.first("200", back)
     slowest = load.probe.slowest(began, back)
     print(f"database {name} for {args.outage:g} s: first 503 answered {_s(refused)} after it")
-    print(f"  began, slowest answer to a request sent during it {slowest:.2f} s, first 200")
+    print(f"  began, slowest answer to a request in flight during it {slowest:.2f} s, first 200")
     print(f"  answered {_s(recovered)} after it ended")
 
 

@@ -196,6 +196,11 @@ async def test_frozen_database_is_answered_like_a_down_one(
         assert query.json()["error"]["code"] == "unavailable"
         health = await http.get("/healthz", timeout=5)
         assert health.status_code == 200
+        started = time.monotonic()
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"].startswith("unreachable")
+        assert time.monotonic() - started < 5, "readiness waited for the frozen database"
 
         # The partition heals: connections made while it lasted are gone, new ones work.
         proxy.stop()
