@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
 from common import ROOT, ScratchDatabase, server_url
 from loadgen import (
@@ -27,8 +28,10 @@ from loadgen import (
     HealthProbe,
     Ledger,
     RssSampler,
+    cpu_seconds,
     latency_summary,
     lost_spans,
+    process_tree,
     rss_bytes,
     run_senders,
 )
@@ -39,8 +42,13 @@ def phase(
     collector: Collector, name: str, bodies: Bodies, clients: int, args: argparse.Namespace
 ) -> tuple[float, Ledger]:
     assert collector.process is not None
+    processes = process_tree(collector.process.pid)
+    load = os.getloadavg()
+    collector_cpu, own_cpu = cpu_seconds(processes), cpu_seconds([os.getpid()])
     with HealthProbe(collector.port) as probe, RssSampler(collector.process.pid) as rss:
         run = run_senders(collector.url, bodies, clients, args.seconds, args.aggressive)
+    collector_cpu = cpu_seconds(processes) - collector_cpu
+    own_cpu = cpu_seconds([os.getpid()]) - own_cpu
     answers = sorted(run.window.statuses.items())
     statuses = ", ".join(f"{count} × {status}" for status, count in answers)
     print(f"{name}: {clients} senders × {bodies.spans}-span batches, {args.seconds:g} s")
@@ -49,6 +57,10 @@ def phase(
     print(f"  {latency_summary(run.window.accepted_latencies)}")
     print(f"  {probe.summary()}")
     print(f"  peak RSS of the collector's processes: {rss.peak / 2**20:,.0f} MiB")
+    print(
+        f"  CPU seconds used until the senders stopped: collector {collector_cpu:.1f}, "
+        f"load generator {own_cpu:.1f}; load average before {load[0]:.1f}"
+    )
     return run.accepted_per_s, run.final
 
 
