@@ -150,7 +150,8 @@ def serve(host: str, port: int, workers: int) -> int:
             log.error("worker did not stop in time; killed", extra={"pid": process.pid})
             process.kill()
             process.join()
-        if process.exitcode != 0:
+        # A worker still starting up when the signal came dies of it: it held no request.
+        if process.exitcode not in (0, -signal.SIGTERM, -signal.SIGINT):
             status = 1
         _retire(process)
     return status
