@@ -118,11 +118,18 @@ class _CountingTransport:
 
 class Sender(threading.Thread):
     def __init__(
-        self, url: str, bodies: Bodies, ledger: Ledger, stop: threading.Event, aggressive: bool
+        self,
+        url: str,
+        bodies: Bodies,
+        ledger: Ledger,
+        stop: threading.Event,
+        aggressive: bool,
+        timeout_s: float = 10.0,
     ) -> None:
         super().__init__(daemon=True)
         self.bodies, self.ledger, self.stop, self.aggressive = bodies, ledger, stop, aggressive
-        self.exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=10)
+        self.timeout_s = timeout_s
+        self.exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=timeout_s)
         client = self.exporter._client  # the SDK's HTTP client: retries, Retry-After, deadline
         client._transport = _CountingTransport(client._transport, ledger)
         self.client = client
@@ -142,7 +149,7 @@ class Sender(threading.Thread):
 
     def _until_accepted(self, body: bytes) -> bool:
         while not self.stop.is_set():
-            result = self.client._submit(body, 10.0)
+            result = self.client._submit(body, self.timeout_s)
             if result.status_code == 200:
                 return True
             if result.status_code not in (429, 503):
@@ -163,10 +170,17 @@ class Run:
         return self.window.acked_spans / self.seconds
 
 
-def run_senders(url: str, bodies: Bodies, clients: int, seconds: float, aggressive: bool) -> Run:
+def run_senders(
+    url: str,
+    bodies: Bodies,
+    clients: int,
+    seconds: float,
+    aggressive: bool,
+    timeout_s: float = 10.0,
+) -> Run:
     ledger = Ledger()
     stop = threading.Event()
-    senders = [Sender(url, bodies, ledger, stop, aggressive) for _ in range(clients)]
+    senders = [Sender(url, bodies, ledger, stop, aggressive, timeout_s) for _ in range(clients)]
     for sender in senders:
         sender.start()
     time.sleep(seconds)
