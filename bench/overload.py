@@ -115,17 +115,18 @@ async def run(args: argparse.Namespace) -> None:
         lost = sum([await lost_spans(connection, ledger) for ledger in ledgers])
         await connection.close()
     acked = sum(ledger.acked_spans for ledger in ledgers)
-    ratios = [three.accepted_per_s / max(one.accepted_per_s, 1) for one, three in phases]
-    efficiency = [three.per_cpu_s / max(one.per_cpu_s, 1) for one, three in phases]
     print(f"idle RSS of the parent process: {idle / 2**20:,.0f} MiB")
-    print(
-        f"3x / saturation, accepted spans/s: {_listed(ratios)}, median "
-        f"{statistics.median(ratios):.2f} (target >= 0.80)"
-    )
-    print(
-        f"3x / saturation, spans per collector CPU-second: {_listed(efficiency)}, median "
-        f"{statistics.median(efficiency):.2f}"
-    )
+    if phases:
+        ratios = [three.accepted_per_s / max(one.accepted_per_s, 1) for one, three in phases]
+        efficiency = [three.per_cpu_s / max(one.per_cpu_s, 1) for one, three in phases]
+        print(
+            f"3x / saturation, accepted spans/s: {_listed(ratios)}, median "
+            f"{statistics.median(ratios):.2f} (target >= 0.80)"
+        )
+        print(
+            f"3x / saturation, spans per collector CPU-second: {_listed(efficiency)}, median "
+            f"{statistics.median(efficiency):.2f}"
+        )
     print(f"acknowledged spans {acked:,}, of which not stored: {lost}")
 
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 from common import ROOT, ScratchDatabase, server_url
 from loadgen import Bodies, Ledger, Sender, lost_spans
 from otlp_testkit import TcpProxy, via_proxy
@@ -74,6 +75,21 @@ class Probe(threading.Thread):
         )
 
 
+@dataclass(eq=False)
+class ReadProbe(Probe):
+    """GET /api/v1/services every 100 ms, each on a new connection, as a dashboard would."""
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                status = str(httpx.get(f"{self.url}/api/v1/services", timeout=60).status_code)
+            except httpx.HTTPError:
+                status = "error"
+            self.answers.append((started, status, time.monotonic() - started))
+            self.stop.wait(0.1)
+
+
 class Load:
     """Senders and a probe against one collector, until `stop()`."""
 
@@ -84,14 +100,16 @@ class Load:
             for _ in range(args.clients)
         ]
         self.probe = Probe(collector.url, args.probe_bodies, ledger)
-        for thread in (*self.senders, self.probe):
+        self.reads = ReadProbe(collector.url, args.probe_bodies, Ledger())
+        for thread in (*self.senders, self.probe, self.reads):
             thread.start()
 
     def stop(self) -> None:
         self.stop_event.set()
         self.probe.stop.set()
-        for thread in (*self.senders, self.probe):
-            thread.join(40)
+        self.reads.stop.set()
+        for thread in (*self.senders, self.probe, self.reads):
+            thread.join(70)
 
 
 def outage(
@@ -121,6 +139,11 @@ def outage(
     print(f"database {name} for {args.outage:g} s: first 503 answered {_s(refused)} after it")
     print(f"  began, slowest answer to a request in flight during it {slowest:.2f} s, first 200")
     print(f"  answered {_s(recovered)} after it ended")
+    print(
+        f"  reads: first 503 {_s(load.reads.first('503', began))} after it began, slowest "
+        f"{load.reads.slowest(began, back):.2f} s, first 200 {_s(load.reads.first('200', back))}"
+        " after it ended"
+    )
 
 
 def stopped(name: str, args: argparse.Namespace, start: Callable[[], Collector]) -> None:
