@@ -17,6 +17,7 @@ from fastapi import Request
 from app.config import Settings
 from app.ingest import payload
 from app.ingest.admission import DECODED_BYTES_PER_BYTE, Ticket
+from app.ingest.offload import Runner, inline
 from app.ingest.payload import PayloadTooLarge
 
 T = TypeVar("T")
@@ -26,11 +27,14 @@ class ClientGone(Exception):
     """The client closed its connection before the answer: nothing is answered to nobody."""
 
 
-async def read_body(request: Request, settings: Settings, ticket: Ticket) -> bytes:
+async def read_body(
+    request: Request, settings: Settings, ticket: Ticket, run: Runner = inline
+) -> bytes:
     """The body after gzip/deflate, within the size limits, reserved on `ticket`.
 
-    Raises `PayloadTooLarge`, `UnsupportedMediaType`, `MalformedPayload`, `Overloaded`,
-    or starlette's `ClientDisconnect` when the client goes away mid-body.
+    `run` runs the decompression (64 MiB take a few hundred milliseconds), e.g. on a
+    thread. Raises `PayloadTooLarge`, `UnsupportedMediaType`, `MalformedPayload`,
+    `Overloaded`, or starlette's `ClientDisconnect` when the client goes away mid-body.
     """
     max_bytes = settings.max_body_bytes
     encoding = request.headers.get("content-encoding")
@@ -60,7 +64,7 @@ async def read_body(request: Request, settings: Settings, ticket: Ticket) -> byt
     body = b"".join(chunks)
     if not compressed:
         return body
-    body = payload.decompress(body, encoding, settings.max_decompressed_bytes)
+    body = await run(payload.decompress, body, encoding, settings.max_decompressed_bytes)
     ticket.reserve(len(body) * DECODED_BYTES_PER_BYTE)
     return body
 

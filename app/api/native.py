@@ -51,7 +51,7 @@ async def read_document(request: Request, services: Services, ticket: Ticket) ->
     try:
         if payload.media_type(request.headers.get("content-type")) != payload.JSON:
             raise UnsupportedMediaTypeError("the native API takes application/json")
-        return await read_body(request, services.settings, ticket)
+        return await read_body(request, services.settings, ticket, services.offload)
     except payload.UnsupportedMediaType as error:
         raise UnsupportedMediaTypeError(str(error)) from None
     except payload.PayloadTooLarge as error:

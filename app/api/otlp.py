@@ -65,7 +65,7 @@ async def receive(request: Request, signal: OtlpSignal) -> Response:
         media = payload.media_type(request.headers.get("content-type"))
         principal = await authorize(request, "ingest")
         with services.admission.ticket() as ticket:
-            body = await read_body(request, settings, ticket)
+            body = await read_body(request, settings, ticket, services.offload)
             batch = await unless_disconnected(
                 request, _decode_and_store(services, principal, signal, media, body)
             )

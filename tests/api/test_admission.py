@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import orjson
 from google.rpc import code_pb2, status_pb2
-from otlp_testkit import PROTOBUF, simple_span, stored_span_ids, traces_pb
+from otlp_testkit import PROTOBUF, gzip_bytes, simple_span, stored_span_ids, traces_pb
 from support import Collector, RawHttp
 
 # Each identity byte is reserved 11 times (the body plus the decoded estimate, see
@@ -121,7 +121,7 @@ async def test_overload_is_refused_before_the_body_is_read(
     assert stored == {held_trace: 220, refused_trace: 0, small_trace: 1, large_trace: 500}
 
 
-async def test_a_chunked_body_is_refused_as_it_grows_past_the_budget(
+async def test_chunked_and_compressed_bodies_are_refused_as_they_grow(
     start_collector: Callable[..., Collector],
     make_key: Callable[..., Any],
     project_name: str,
@@ -144,9 +144,17 @@ async def test_a_chunked_body_is_refused_as_it_grows_past_the_budget(
     chunked.send(b"0\r\n\r\n")
     assert chunked.response().status == 503
 
+    # Small on the wire, large once inflated: refused when decompression adds its share.
+    gzipped_body, gzipped_trace = _batch(220)
+    packed = gzip_bytes(gzipped_body)
+    assert 11 * len(packed) + 11 * len(held_body) < BUDGET
+    inflated = RawHttp(collector.port)
+    headers = {**_headers(key, packed), "Content-Encoding": "gzip"}
+    assert inflated.request("POST", "/v1/traces", packed, headers).status == 503
+
     held.send(held_body[1000:])
     assert held.response().status == 200
-    held.close()
-    chunked.close()
+    for connection in (held, chunked, inflated):
+        connection.close()
     assert len(await stored_span_ids(db, project_name, [held_trace])) == 220
-    assert await stored_span_ids(db, project_name, [chunked_trace]) == []
+    assert await stored_span_ids(db, project_name, [chunked_trace, gzipped_trace]) == []
