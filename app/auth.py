@@ -1,4 +1,7 @@
-"""Projects and API keys: creation, hashing at rest, lookup with a short cache, scopes."""
+"""Projects and API keys: creation, hashing at rest, lookup with a short cache, scopes.
+
+A project gets its built-in alert rules when it is created (app/domain/builtin_rules.py).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +16,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import api_keys, projects
+from app.store.alert_rules import ensure_builtin_rules
 
 SCOPES = ("ingest", "read", "admin")
 KEY_PREFIX = "tc_"
 DEFAULT_PROJECT = "default"
-# A revoked key stops working within this many seconds in every process.
-CACHE_TTL_S = 10.0
 _CACHE_MAX = 10000
 
 
@@ -54,7 +56,8 @@ async def ensure_project(engine: AsyncEngine, name: str) -> int:
             insert(projects).values(name=name).on_conflict_do_nothing(index_elements=["name"])
         )
         project_id = await connection.scalar(select(projects.c.id).where(projects.c.name == name))
-    assert project_id is not None
+        assert project_id is not None
+        await ensure_builtin_rules(connection, [int(project_id)])
     return int(project_id)
 
 
@@ -139,10 +142,14 @@ async def revoke_key(engine: AsyncEngine, prefix: str) -> KeyInfo:
 
 
 class KeyStore:
-    """Resolves presented keys to principals, caching hits and misses briefly."""
+    """Resolves presented keys to principals, caching hits and misses for `ttl_s`.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    The TTL (TELEMETRY_KEY_CACHE_TTL) bounds how long a revoked key keeps working.
+    """
+
+    def __init__(self, engine: AsyncEngine, ttl_s: float) -> None:
         self._engine = engine
+        self._ttl_s = ttl_s
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
 
     async def lookup(self, key: str) -> Principal | None:
@@ -162,5 +169,5 @@ class KeyStore:
         principal = Principal(int(row.project_id), row.name, frozenset(row.scopes)) if row else None
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
-        self._cache[digest] = (now + CACHE_TTL_S, principal)
+        self._cache[digest] = (now + self._ttl_s, principal)
         return principal

@@ -1,4 +1,4 @@
-"""The `telemetry-collector` command: serve, migrate, keys create, demo."""
+"""The `telemetry-collector` command: serve, migrate, keys, apply, export, demo."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from app.auth import CACHE_TTL_S, revoke_key
+    from app.auth import revoke_key
 
     try:
         key = _with_engine(lambda engine: revoke_key(engine, args.prefix))
@@ -120,15 +120,33 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         return 2
     print(
         f"revoked {key.prefix} of project {key.project!r}; running collectors stop accepting "
-        f"it within {CACHE_TTL_S:g} s"
+        f"it within their TELEMETRY_KEY_CACHE_TTL ({get_settings().key_cache_ttl} here)"
     )
     return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from app.config_commands import apply_file
+
+    return _with_engine(
+        lambda engine: apply_file(
+            engine, args.file, args.project, prune=args.prune, dry_run=args.dry_run
+        )
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from app.config_commands import export_project
+
+    return _with_engine(
+        lambda engine: export_project(engine, args.project, show_secrets=args.show_secrets)
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
-    return run_demo(args.url, args.key)
+    return run_demo(args.url or f"http://127.0.0.1:{get_settings().port}", args.key)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,16 +184,39 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("prefix", help="the key's prefix as `keys list` shows it, or the key")
     revoke.set_defaults(handler=cmd_keys_revoke)
 
+    apply = commands.add_parser(
+        "apply", help="create or update alert rules, channels, silences and SLOs from a file"
+    )
+    apply.add_argument("-f", "--file", required=True, help="the YAML file (- for stdin)")
+    apply.add_argument("--project", required=True, help="project name (created if new)")
+    apply.add_argument("--prune", action="store_true", help="delete what the file no longer names")
+    apply.add_argument("--dry-run", action="store_true", help="print the changes, make none")
+    apply.set_defaults(handler=cmd_apply)
+    export = commands.add_parser("export", help="print a project's alerting configuration")
+    export.add_argument("--project", required=True, help="project name")
+    export.add_argument(
+        "--show-secrets", action="store_true", help="print channel URLs and headers unmasked"
+    )
+    export.set_defaults(handler=cmd_export)
+
     demo = commands.add_parser("demo", help="send an hour of realistic assistant telemetry")
-    demo.add_argument("--url", default="http://127.0.0.1:4318", help="collector base URL")
+    demo.add_argument(
+        "--url", default=None, help="collector base URL (default http://127.0.0.1:TELEMETRY_PORT)"
+    )
     demo.add_argument("--key", default=os.environ.get("TELEMETRY_API_KEY"), help="ingest key")
     demo.set_defaults(handler=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.db.embedded import EmbeddedPostgresError
+
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except EmbeddedPostgresError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

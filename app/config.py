@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str | None = Field(
-        None, description="PostgreSQL URL; unset starts an embedded PostgreSQL under data_dir."
+        None,
+        description="PostgreSQL URL; unset starts an embedded PostgreSQL under data_dir (the "
+        "`embedded` extra, which `make` installs and the container image leaves out).",
     )
     database_read_url: str | None = Field(
         None, description="A replica for queries; unset uses database_url."
@@ -34,6 +36,11 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", description="Listen address for `serve`.")
     port: int = Field(4318, description="Listen port (the OTLP/HTTP port).")
     auth_enabled: bool = Field(True, description="Require API keys on ingest and query.")
+    key_cache_ttl: str = Field(
+        "10s",
+        description="How long a process trusts an API key lookup (hits and misses): a revoked "
+        "key stops working within this long everywhere.",
+    )
     log_level: str = Field("info", description="Level of the collector's own JSON logs.")
 
     max_body_bytes: int = Field(16 * MIB, description="Largest request body as sent.")
@@ -168,6 +175,11 @@ class Settings(BaseSettings):
         "15m",
         description="Each SLO round recounts the minutes this far back, so late spans count.",
     )
+    storage_stats_interval: str = Field(
+        "1m",
+        description="How often table rows and bytes and the oldest partitions' ages are "
+        "measured for /metrics.",
+    )
 
     prices_file: Path | None = Field(
         None, description="Model price table (YAML or JSON); unset uses the built-in table."
@@ -181,6 +193,7 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
+        "key_cache_ttl",
         "retention_traces",
         "retention_logs",
         "retention_metrics",
@@ -200,6 +213,7 @@ class Settings(BaseSettings):
         "notification_give_up_after",
         "slo_eval_interval",
         "slo_recount_window",
+        "storage_stats_interval",
     )
     @classmethod
     def _valid_duration(cls, value: str) -> str:

@@ -9,15 +9,13 @@ last hour so the dashboards have something to show at once.
 from __future__ import annotations
 
 import random
+import sys
 import time
 import traceback
 from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -26,6 +24,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from app.demo_checks import (
+    CountedLogExporter,
+    CountedMetricExporter,
+    CountedSpanExporter,
+    DemoError,
+    ExportTally,
+    check_collector,
+)
 
 MODELS = (
     ("anthropic", "claude-sonnet-4-5-20250929", 0.40),
@@ -58,7 +65,7 @@ class Pipeline:
         self.logger_provider.shutdown()
 
 
-def _pipeline(url: str, headers: dict[str, str], service: str) -> Pipeline:
+def _pipeline(url: str, headers: dict[str, str], service: str, tally: ExportTally) -> Pipeline:
     resource = Resource.create(
         {
             "service.name": service,
@@ -68,11 +75,13 @@ def _pipeline(url: str, headers: dict[str, str], service: str) -> Pipeline:
     )
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces", headers=headers))
+        BatchSpanProcessor(CountedSpanExporter(tally, endpoint=f"{url}/v1/traces", headers=headers))
     )
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(
-        BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{url}/v1/logs", headers=headers))
+        BatchLogRecordProcessor(
+            CountedLogExporter(tally, endpoint=f"{url}/v1/logs", headers=headers)
+        )
     )
     return Pipeline(tracer_provider, logger_provider)
 
@@ -248,13 +257,26 @@ def _pick_model(rng: random.Random) -> tuple[str, str]:
 
 
 def run_demo(url: str, key: str | None, conversations: int = 150, seed: int = 42) -> int:
+    """Send the sample; 0 when every export was acknowledged, else 1 with the reason."""
     url = url.rstrip("/")
+    try:
+        check_collector(url, key)
+        summary = _send(url, key, conversations, seed)
+    except DemoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+def _send(url: str, key: str | None, conversations: int, seed: int) -> str:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    api = _pipeline(url, headers, "assistant-api")
-    agent = _pipeline(url, headers, "assistant-agent")
-    tools = _pipeline(url, headers, "assistant-tools")
+    tally = ExportTally()
+    api = _pipeline(url, headers, "assistant-api", tally)
+    agent = _pipeline(url, headers, "assistant-agent", tally)
+    tools = _pipeline(url, headers, "assistant-tools", tally)
     reader = PeriodicExportingMetricReader(
-        OTLPMetricExporter(endpoint=f"{url}/v1/metrics", headers=headers),
+        CountedMetricExporter(tally, endpoint=f"{url}/v1/metrics", headers=headers),
         export_interval_millis=60_000,
     )
     meter_provider = MeterProvider(
@@ -324,16 +346,17 @@ def run_demo(url: str, key: str | None, conversations: int = 150, seed: int = 42
         pipeline.shutdown()
     meter_provider.force_flush()
     meter_provider.shutdown()
-    print(
+    tally.check()
+    lines = [
         f"sent {conversations} conversations: {conversation.spans} spans, "
-        f"{conversation.logs} logs, and GenAI metrics to {url}"
-    )
-    print("look at:")
+        f"{conversation.logs} logs, and GenAI metrics to {url}",
+        "look at (with a key that has the read scope):",
+    ]
     for path in (
         "/api/v1/dashboard/overview",
         "/api/v1/dashboard/llm",
         "/api/v1/errors",
         f"/api/v1/traces/{trace_ids[-1]}",
     ):
-        print(f'  curl -H "Authorization: Bearer $KEY" {url}{path}')
-    return 0
+        lines.append(f'  curl -H "Authorization: Bearer $KEY" {url}{path}')
+    return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import (
+    alert_rules_api,
+    alerts_api,
+    channels_api,
     dashboard,
     errors_api,
     health,
@@ -24,8 +28,11 @@ from app.api import (
     otlp_metrics,
     otlp_traces,
     services_api,
+    silences_api,
+    slos_api,
     traces,
 )
+from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.failsafe import Failsafe
 from app.auth import DEFAULT_PROJECT, KeyStore, ensure_project
@@ -43,15 +50,21 @@ from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
 from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
+from app.workers.alert_eval import evaluate_round
+from app.workers.delivery import Deliverer
+from app.workers.dispatch import dispatch_round
 from app.workers.retention import drop_expired
 from app.workers.rollups import compact_rollups
 from app.workers.runner import Job, Workers
+from app.workers.slo_counts import count_slos
+from app.workers.storage_stats import record_storage_stats
 
 log = logging.getLogger("app")
 # At shutdown, after in-flight requests were answered (or cut off), background jobs get
 # this long to finish their round and the writer as long to commit what is still queued
 # (the rest is answered 503); both fit in serve's kill deadline.
 WRITER_DRAIN_S = 2.0
+_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
 
 def database_url(settings: Settings) -> str:
@@ -65,9 +78,36 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
     async def rollups(engine: AsyncEngine) -> None:
         await compact_rollups(engine)
 
+    async def dispatch(engine: AsyncEngine) -> None:
+        await dispatch_round(engine, settings)
+
+    deliverer = Deliverer(settings)
+
+    async def deliver(engine: AsyncEngine) -> None:
+        await deliverer.round(engine)
+
+    async def alert_evaluation(engine: AsyncEngine) -> None:
+        await evaluate_round(engine, settings)
+
+    async def slo_counts(engine: AsyncEngine) -> None:
+        await count_slos(engine, settings, partitions)
+
+    async def storage_stats(engine: AsyncEngine) -> None:
+        await record_storage_stats(engine)
+
     return [
         Job("rollup-compaction", settings.seconds("rollup_interval"), rollups),
         Job("retention", settings.seconds("retention_interval"), retention),
+        Job("notification-dispatch", settings.seconds("alert_dispatch_interval"), dispatch),
+        Job(
+            "notification-delivery",
+            settings.seconds("alert_dispatch_interval"),
+            deliver,
+            close=deliverer.close,
+        ),
+        Job("alert-evaluation", settings.seconds("alert_eval_interval"), alert_evaluation),
+        Job("slo-evaluation", settings.seconds("slo_eval_interval"), slo_counts),
+        Job("storage-stats", settings.seconds("storage_stats_interval"), storage_stats),
     ]
 
 
@@ -112,7 +152,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         read_engine=read_engine,
         partitions=partitions,
         writer=writer,
-        keys=KeyStore(engine),
+        keys=KeyStore(engine, settings.seconds("key_cache_ttl")),
         enricher=Enricher.from_settings(settings),
         series=SeriesRegistry(engine, settings.max_series_per_metric),
         default_project_id=default_project_id,
@@ -143,8 +183,12 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming[:128] if incoming else uuid.uuid4().hex
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"")
+        # Echoed in a header and written to logs: only a short visible-ASCII id is kept, as
+        # Heroku's router does; any other is replaced rather than failing the request.
+        request_id = (
+            incoming.decode("ascii") if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        )
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -186,10 +230,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Telemetry collector for AI assistants",
         version="0.1.0",
         lifespan=lifespan,
-        description="OTLP and native ingest of spans, logs, metrics and errors; queries, "
-        "dashboards, alerts and SLOs. See README.md.",
+        description="OTLP and native ingest of spans, logs, metrics and errors; trace, log "
+        "and metric queries, error groups and dashboards. Authorize with an API key "
+        "(`telemetry-collector keys create`). See README.md.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    install_docs(app)
     install_error_handlers(app)
     routers = [
         otlp_traces.router,
@@ -203,6 +251,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logs_api.router,
         services_api.router,
         metrics_api.router,
+        channels_api.router,
+        alert_rules_api.router,
+        alerts_api.router,
+        silences_api.router,
+        slos_api.router,
     ]
     for router in routers:
         app.include_router(router)

@@ -98,6 +98,72 @@ WORKER_RUNS = Counter(
     "Background job rounds by job and outcome (ok, skipped: another process ran it, failed).",
     ["job", "outcome"],
 )
+# Set by the storage-stats job in whichever process ran it last (mostrecent across processes).
+TABLE_ROWS = Gauge(
+    "telemetry_table_rows",
+    "Estimated rows per table (PostgreSQL's reltuples, summed over partitions).",
+    ["table"],
+    multiprocess_mode="mostrecent",
+)
+TABLE_BYTES = Gauge(
+    "telemetry_table_bytes",
+    "Bytes on disk per table with its indexes and TOAST, summed over partitions.",
+    ["table"],
+    multiprocess_mode="mostrecent",
+)
+OLDEST_PARTITION_AGE = Gauge(
+    "telemetry_oldest_partition_age_seconds",
+    "Seconds since the start of the oldest day partition of each partitioned table "
+    "(spans, logs, metric_points, error_events: the signals; span_rollups, slo_minutes).",
+    ["table"],
+    multiprocess_mode="mostrecent",
+)
+
+RULE_EVALUATIONS = Counter(
+    "telemetry_alert_rule_evaluations_total",
+    "Alert rule evaluations by outcome (ok; failed: the query or the stored rule failed; "
+    "timeout: cancelled after alert_query_timeout).",
+    ["outcome"],
+)
+RULE_EVALUATION_DURATION = Histogram(
+    "telemetry_alert_rule_evaluation_duration_seconds",
+    "Time to evaluate one alert rule (its query and the state machine).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ALERT_ROUND_DURATION = Histogram(
+    "telemetry_alert_evaluation_round_duration_seconds",
+    "Time for one alert evaluation round, from claiming the due rules to writing alerts.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+ALERT_RULES_EVALUATED = Gauge(
+    "telemetry_alert_rules_evaluated",
+    "Rules evaluated in the latest alert evaluation round.",
+    multiprocess_mode="mostrecent",
+)
+ALERTS_BY_STATE = Gauge(
+    "telemetry_alerts",
+    "Alert instances by state (pending, firing, resolved) after the latest evaluation round.",
+    ["state"],
+    multiprocess_mode="mostrecent",
+)
+
+NOTIFICATIONS = Counter(
+    "telemetry_notifications_total",
+    "Notification delivery attempts by channel type and outcome (sent, failed_attempt), and "
+    "notifications given up (given_up).",
+    ["channel_type", "outcome"],
+)
+NOTIFICATION_DURATION = Histogram(
+    "telemetry_notification_duration_seconds",
+    "Time one delivery attempt to a receiver took, by channel type.",
+    ["channel_type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+OUTBOX_DEPTH = Gauge(
+    "telemetry_notification_outbox_depth",
+    "Notifications queued and not yet delivered or given up (pending).",
+    multiprocess_mode="mostrecent",
+)
 
 
 class _WithIngestLag:

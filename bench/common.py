@@ -100,6 +100,27 @@ async def post_all(
     return time.perf_counter() - started, failures
 
 
+async def seed_spans(url: str, spans: int, clients: int, spread_s: float) -> float:
+    """POST `spans` generated spans (bench/datagen.py) spread over the last `spread_s`
+    seconds to a collector's /v1/traces; returns the seconds it took."""
+    from datagen import span_batches
+
+    now = time.time_ns()
+    started = time.perf_counter()
+    # Encode in slices so a million spans never sit in memory as protobuf objects at once.
+    slice_size = 100_000
+    for offset in range(0, spans, slice_size):
+        bodies = [
+            request.SerializeToString()
+            for request in span_batches(
+                min(slice_size, spans - offset), 512, seed=offset + 1, end_ns=now, spread_s=spread_s
+            )
+        ]
+        _, failures = await post_all(f"{url}/v1/traces", bodies, clients, "application/x-protobuf")
+        assert failures == 0, f"{failures} span batches failed"
+    return time.perf_counter() - started
+
+
 async def raw_copy(
     database: ScratchDatabase,
     table: str,

@@ -77,11 +77,18 @@ def _span(
     return span
 
 
-def trace_spans(rng: random.Random, start_ns: int) -> list[tuple[str, trace_pb2.Span]]:
-    """One conversation turn: a SERVER root, LLM calls and tool executions beneath it."""
+def trace_spans(
+    rng: random.Random, start_ns: int, user_on_calls: bool = False
+) -> list[tuple[str, trace_pb2.Span]]:
+    """One conversation turn: a SERVER root, LLM calls and tool executions beneath it.
+
+    `user_on_calls` also puts the turn's `user.id` and `session.id` on its LLM calls and
+    tool runs, as instrumentations that propagate them (as baggage) do.
+    """
     trace_id = rng.randbytes(16)
     size = rng.randint(8, 30)
     total_ns = rng.randint(2, 40) * 10**8
+    user = {"user.id": f"user-{rng.randint(1, 500)}", "session.id": f"s-{rng.randint(1, 5000)}"}
     root = _span(
         rng,
         trace_id,
@@ -94,12 +101,12 @@ def trace_spans(rng: random.Random, start_ns: int) -> list[tuple[str, trace_pb2.
             "http.request.method": "POST",
             "http.route": "/v1/chat",
             "http.response.status_code": 200,
-            "user.id": f"user-{rng.randint(1, 500)}",
-            "session.id": f"s-{rng.randint(1, 5000)}",
+            **user,
         },
         False,
     )
     spans = [(SERVICES[0], root)]
+    propagated = user if user_on_calls else {}
     offset = 0
     for index in range(size - 1):
         service = SERVICES[1 + index % (len(SERVICES) - 1)]
@@ -119,6 +126,7 @@ def trace_spans(rng: random.Random, start_ns: int) -> list[tuple[str, trace_pb2.
                 "gen_ai.usage.cache_read.input_tokens": rng.randint(0, 150),
                 "gen_ai.request.temperature": 0.2,
                 "server.address": f"api.{provider}.example",
+                **propagated,
             }
             name, kind = f"chat {model}", 3
         elif service == "tool-runner":
@@ -128,6 +136,7 @@ def trace_spans(rng: random.Random, start_ns: int) -> list[tuple[str, trace_pb2.
                 "gen_ai.tool.name": tool,
                 "gen_ai.tool.call.id": f"call_{rng.getrandbits(48):x}",
                 "code.function.name": f"tools.{tool}",
+                **propagated,
             }
             name, kind = f"execute_tool {tool}", 1
         else:
@@ -153,6 +162,7 @@ def span_batches(
     seed: int = 7,
     end_ns: int | None = None,
     spread_s: float = 3600.0,
+    user_on_calls: bool = False,
 ) -> Iterator[trace_service_pb2.ExportTraceServiceRequest]:
     """ExportTraceServiceRequests of `batch_size` spans spread over the last `spread_s`."""
     rng = random.Random(seed)
@@ -161,7 +171,7 @@ def span_batches(
     produced = 0
     while produced < total_spans:
         start = end_ns - int(rng.random() * spread_s * 1e9) - 5 * 10**9
-        for item in trace_spans(rng, start):
+        for item in trace_spans(rng, start, user_on_calls):
             pending.append(item)
             produced += 1
             if len(pending) == batch_size or produced == total_spans:

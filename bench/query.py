@@ -18,8 +18,8 @@ import statistics
 import time
 
 import httpx
-from common import ROOT, ScratchDatabase, post_all, server_url, start_collector
-from datagen import log_batches, span_batches
+from common import ROOT, ScratchDatabase, post_all, seed_spans, server_url, start_collector
+from datagen import log_batches
 
 from app.config import Settings
 from app.db.engine import create_engine
@@ -41,24 +41,11 @@ TARGETS_MS = {
 
 
 async def seed(url: str, spans: int, logs: int, clients: int) -> tuple[float, float]:
-    now = time.time_ns()
-    started = time.perf_counter()
-    # Encode in slices so a million spans never sit in memory as protobuf objects at once.
-    slice_size = 100_000
-    for offset in range(0, spans, slice_size):
-        bodies = [
-            request.SerializeToString()
-            for request in span_batches(
-                min(slice_size, spans - offset), 512, seed=offset + 1, end_ns=now, spread_s=DAY_S
-            )
-        ]
-        _, failures = await post_all(f"{url}/v1/traces", bodies, clients, PROTOBUF)
-        assert failures == 0, f"{failures} span batches failed"
-    span_seconds = time.perf_counter() - started
+    span_seconds = await seed_spans(url, spans, clients, DAY_S)
     started = time.perf_counter()
     bodies = [
         request.SerializeToString()
-        for request in log_batches(logs, 512, seed=3, end_ns=now, spread_s=DAY_S)
+        for request in log_batches(logs, 512, seed=3, end_ns=time.time_ns(), spread_s=DAY_S)
     ]
     _, failures = await post_all(f"{url}/v1/logs", bodies, clients, PROTOBUF)
     assert failures == 0, f"{failures} log batches failed"

@@ -2,54 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from support import Collector
+from support import Collector, embedded_server, fresh_database
 
 from app.auth import create_key
 from app.config import Settings
 from app.db.engine import asyncpg_dsn, create_engine
-from app.db.migrate import upgrade_to_head
-
-
-def _server_url(tmp_root: Path) -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        return url
-    from app.db.embedded import start_embedded
-
-    return start_embedded(Path(os.environ.get("TEST_DATA_DIR", tmp_root)), database="postgres")
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
+    """The test PostgreSQL server: TEST_DATABASE_URL's when set (the role needs CREATEDB),
+    otherwise an embedded PostgreSQL started for this run."""
+    with ExitStack() as stack:
+        yield os.environ.get("TEST_DATABASE_URL") or stack.enter_context(embedded_server())
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
     """A new, migrated database on the test server, dropped after the run."""
-    server = _server_url(tmp_path_factory.mktemp("pg"))
-    name = f"telemetry_test_{uuid.uuid4().hex[:10]}"
-    admin_dsn = asyncpg_dsn(make_url(server).set(database="postgres").render_as_string(False))
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    upgrade_to_head(url)
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database(server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

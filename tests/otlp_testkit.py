@@ -235,18 +235,6 @@ def gzip_bomb(decompressed_bytes: int, chunk: int = 1024 * 1024) -> bytes:
     return b"".join(parts)
 
 
-def vm_hwm_bytes(pid: int) -> int | None:
-    """Peak resident memory of a process (Linux), or None where /proc is unavailable."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 # ---------------------------------------------------------------- database checks
 
 
@@ -254,6 +242,16 @@ async def project_id(db: asyncpg.Connection, name: str) -> int:
     value = await db.fetchval("SELECT id FROM projects WHERE name = $1", name)
     assert value is not None, f"project {name!r} does not exist"
     return int(value)
+
+
+async def span_counts(db: asyncpg.Connection, trace_ids: Iterable[str]) -> dict[str, int]:
+    """Stored spans per trace id (hex), in any project; traces with none are absent."""
+    rows = await db.fetch(
+        "SELECT trace_id, count(*) AS spans FROM spans WHERE trace_id = ANY($1::bytea[]) "
+        "GROUP BY trace_id",
+        [bytes.fromhex(trace_id) for trace_id in trace_ids],
+    )
+    return {row["trace_id"].hex(): row["spans"] for row in rows}
 
 
 async def stored_span_ids(

@@ -1,30 +1,98 @@
-"""Test helpers: a collector subprocess, free ports, and the spec examples shifted to now."""
+"""Test helpers: a collector subprocess, a fresh database, free ports, and the spec examples
+shifted to now."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
+
+from app.db.engine import asyncpg_dsn
+from app.db.migrate import upgrade_to_head
 
 ROOT = Path(__file__).resolve().parents[1]
 # The OTLP specification's example payloads, copied byte for byte (see SOURCE.md there).
 EXAMPLES = ROOT / "tests" / "fixtures" / "otlp_examples"
 
 
+@contextmanager
+def embedded_server(root: Path | None = None) -> Iterator[str]:
+    """An embedded PostgreSQL (app/db/embedded.py) in a directory of its own; yields its URL.
+
+    The directory is a fresh one from `tempfile`, not under pytest's shared temporary folder:
+    as root, the server runs as another user that must reach the directory, and another
+    pytest run resets that folder's permissions, which broke a run at teardown.
+    """
+    from app.db.embedded import start_embedded, stop_embedded
+
+    owned = root is None
+    root = root or Path(tempfile.mkdtemp(prefix="telemetry-test-pg-"))
+    try:
+        yield start_embedded(root, database="postgres")
+    finally:
+        stop_embedded(root)
+        if owned:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _admin(server_url: str, sql: str) -> None:
+    async def run() -> None:
+        dsn = asyncpg_dsn(make_url(server_url).set(database="postgres").render_as_string(False))
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+def create_test_database(server_url: str) -> str:
+    """A new database on the server, migrated to head; returns its URL (needs CREATEDB)."""
+    name = f"telemetry_test_{uuid.uuid4().hex[:10]}"
+    _admin(server_url, f'CREATE DATABASE "{name}"')
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    upgrade_to_head(url)
+    return url
+
+
+def drop_test_database(url: str) -> None:
+    name = make_url(url).database
+    _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    """A new, migrated database on `server`, dropped afterwards."""
+    url = create_test_database(server)
+    try:
+        yield url
+    finally:
+        drop_test_database(url)
 
 
 @dataclass
@@ -98,6 +166,40 @@ class Collector:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+def _status_bytes(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    raise LookupError(f"no {field} in /proc/{pid}/status")
+
+
+class PeakMemory:
+    """How far a process's resident memory rose above its level at `start()` (Linux).
+
+    Writing 5 to /proc/PID/clear_refs resets the peak (VmHWM) to the current resident size,
+    so the peak read afterwards belongs to what happened since, not to the process's life.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.baseline = 0
+
+    def start(self) -> PeakMemory:
+        try:
+            with open(f"/proc/{self.pid}/clear_refs", "w") as clear_refs:
+                clear_refs.write("5")
+        except FileNotFoundError:
+            import pytest
+
+            pytest.skip("measuring a process's peak memory needs Linux /proc")
+        self.baseline = _status_bytes(self.pid, "VmRSS")
+        return self
+
+    def growth(self) -> int:
+        return _status_bytes(self.pid, "VmHWM") - self.baseline
 
 
 def load_example(name: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""Reading ingest bodies: size limits and the in-flight budget, before anything is held whole.
+"""Reading request bodies: size limits and, for ingest, the in-flight budget, before
+anything is held whole.
 
-What a request will cost is reserved on its ticket before the bytes are read: from
+What an ingest request will cost is reserved on its ticket before the bytes are read: from
 Content-Length when the client declares it (so an overloaded collector refuses without
 reading the body at all), chunk by chunk otherwise, and for what decompression adds once
 it is known. See `app/ingest/admission.py` for the estimate.
@@ -9,11 +10,14 @@ it is known. See `app/ingest/admission.py` for the estimate.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import orjson
 from fastapi import Request
 
+from app.api.errors import BadRequest
+from app.api.errors import PayloadTooLarge as PayloadTooLargeError
 from app.config import Settings
 from app.ingest import payload
 from app.ingest.admission import DECODED_BYTES_PER_BYTE, Ticket
@@ -21,52 +25,85 @@ from app.ingest.offload import Runner, inline
 from app.ingest.payload import PayloadTooLarge
 
 T = TypeVar("T")
+# Rules, silences, channels and SLOs are small documents.
+MAX_CONFIG_BODY_BYTES = 1024 * 1024
 
 
 class ClientGone(Exception):
     """The client closed its connection before the answer: nothing is answered to nobody."""
 
 
-async def read_body(
-    request: Request, settings: Settings, ticket: Ticket, run: Runner = inline
+async def read_limited(
+    request: Request, max_bytes: int, reserve: Callable[[int], None] | None = None
 ) -> bytes:
-    """The body after gzip/deflate, within the size limits, reserved on `ticket`.
+    """The body as sent, refused past `max_bytes` (from Content-Length before reading).
 
-    `run` runs the decompression (64 MiB take a few hundred milliseconds), e.g. on a
-    thread. Raises `PayloadTooLarge`, `UnsupportedMediaType`, `MalformedPayload`,
-    `Overloaded`, or starlette's `ClientDisconnect` when the client goes away mid-body.
+    `reserve(total)` is called with the size known so far, first with the declared
+    Content-Length before any byte is read, then as chunks pass it; it may raise.
     """
-    max_bytes = settings.max_body_bytes
-    encoding = request.headers.get("content-encoding")
-    compressed = bool(payload.content_codings(encoding))
-    # Identity bodies are their own payload: the decoded estimate is known from the size.
-    per_byte = 1 if compressed else 1 + DECODED_BYTES_PER_BYTE
     declared = request.headers.get("content-length")
+    known = 0
     if declared and declared.isdigit():
         if int(declared) > max_bytes:
             raise PayloadTooLarge(
                 f"body of {declared} bytes is larger than the {max_bytes}-byte limit"
             )
-        reserved = int(declared)
-        ticket.reserve(reserved * per_byte)
-    else:
-        reserved = 0
+        known = int(declared)
+        if reserve is not None:
+            reserve(known)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
             raise PayloadTooLarge(f"body is larger than the {max_bytes}-byte limit")
-        if size > reserved:
-            ticket.reserve((size - reserved) * per_byte)
-            reserved = size
+        if size > known and reserve is not None:
+            reserve(size)
+            known = size
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_body(
+    request: Request, settings: Settings, ticket: Ticket, run: Runner = inline
+) -> bytes:
+    """An ingest body after gzip/deflate, within the size limits, reserved on `ticket`.
+
+    `run` runs the decompression (64 MiB take a few hundred milliseconds), e.g. on a
+    thread. Raises `PayloadTooLarge`, `UnsupportedMediaType`, `MalformedPayload`,
+    `Overloaded`, or starlette's `ClientDisconnect` when the client goes away mid-body.
+    """
+    encoding = request.headers.get("content-encoding")
+    compressed = bool(payload.content_codings(encoding))
+    # Identity bodies are their own payload: the decoded estimate is known from the size.
+    per_byte = 1 if compressed else 1 + DECODED_BYTES_PER_BYTE
+    reserved = 0
+
+    def reserve(total: int) -> None:
+        nonlocal reserved
+        ticket.reserve((total - reserved) * per_byte)
+        reserved = total
+
+    body = await read_limited(request, settings.max_body_bytes, reserve)
     if not compressed:
         return body
     body = await run(payload.decompress, body, encoding, settings.max_decompressed_bytes)
     ticket.reserve(len(body) * DECODED_BYTES_PER_BYTE)
     return body
+
+
+async def config_body(request: Request) -> Any:
+    """A configuration body as raw JSON, for a domain parser to validate (never a 422)."""
+    try:
+        raw = await read_limited(request, MAX_CONFIG_BODY_BYTES)
+    except PayloadTooLarge as error:
+        raise PayloadTooLargeError(str(error)) from None
+    if not raw.strip():
+        raise BadRequest("the body is empty: send a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:

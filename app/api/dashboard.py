@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from app.api.deps import ReadPrincipal, ServicesDep
 from app.api.errors import BadRequest
+from app.api.params import text_param
 from app.domain.durations import parse_duration_seconds
 from app.query import dashboard
 
@@ -33,7 +34,10 @@ async def overview(
     service: str | None = None,
 ) -> dict[str, Any]:
     return await dashboard.overview(
-        services.read_engine, principal.project_id, window_s=_window(window), service=service
+        services.read_engine,
+        principal.project_id,
+        window_s=_window(window),
+        service=text_param(service),
     )
 
 
@@ -45,5 +49,8 @@ async def llm(
     service: str | None = None,
 ) -> dict[str, Any]:
     return await dashboard.llm_usage(
-        services.read_engine, principal.project_id, window_s=_window(window), service=service
+        services.read_engine,
+        principal.project_id,
+        window_s=_window(window),
+        service=text_param(service),
     )

@@ -20,17 +20,36 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def presented_key(request: Request) -> str | None:
-    authorization = request.headers.get("authorization")
-    if authorization and "%20" in authorization[:10]:
+_HOW = "send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+
+
+def presented_key(request: Request) -> str:
+    """The API key the request presents; raises Unauthorized saying what is missing or
+    malformed (never echoing what could be a key)."""
+    authorization = (request.headers.get("authorization") or "").strip()
+    if "%20" in authorization[:10]:
         # OTEL_EXPORTER_OTLP_HEADERS values are percent-encoded; some SDKs send them as is.
-        authorization = unquote(authorization)
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    key = request.headers.get("x-api-key")
-    return key.strip() if key else None
+        authorization = unquote(authorization).strip()
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    key = (request.headers.get("x-api-key") or "").strip()
+    if key:
+        return key
+    if not authorization:
+        problem = f"missing API key: {_HOW}"
+    elif scheme.lower() == "bearer":
+        problem = f"the Authorization header has no key after 'Bearer': {_HOW}"
+    elif not token:
+        problem = (
+            "the Authorization header needs the Bearer scheme before the key: "
+            "send 'Authorization: Bearer <key>'"
+        )
+    else:
+        # Name the scheme only when it reads as one (Basic, Token), never part of a key.
+        named = f" {scheme!r}" if scheme.isalpha() and len(scheme) <= 20 else ""
+        problem = f"the Authorization scheme{named} is not supported: {_HOW}"
+    raise Unauthorized(problem, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def authorize(request: Request, scope: str) -> Principal:
@@ -39,11 +58,6 @@ async def authorize(request: Request, scope: str) -> Principal:
     if not services.settings.auth_enabled:
         return Principal(services.default_project_id, DEFAULT_PROJECT, frozenset(SCOPES))
     key = presented_key(request)
-    if key is None:
-        raise Unauthorized(
-            "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
     try:
         principal = await services.keys.lookup(key)
     except Exception as error:

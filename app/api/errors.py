@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
+
+# asyncpg's client-side "invalid input for query argument" error; the public name
+# asyncpg.exceptions.DataError is PostgreSQL's SQLSTATE 22000, a different class.
+from asyncpg.exceptions._base import DataError as ArgumentError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import store
+from app.domain.alert_rules import InvalidRule
+from app.domain.silences import InvalidSilence
 from app.ingest.writer import is_unavailable
 from app.query.cursor import InvalidCursor
 
@@ -47,6 +56,11 @@ class NotFound(ApiError):
     code = "not_found"
 
 
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"
@@ -71,7 +85,97 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+_PARAMETER_LOCATIONS = ("query", "path", "header", "cookie")
+
+
+def validation_problems(errors: Sequence[Any]) -> list[str]:
+    """FastAPI's validation errors as messages: "limit '1000' is not accepted: input should
+    be less than or equal to 100" for a parameter, "status: ..." for a body field."""
+    problems: list[str] = []
+    for item in errors:
+        location = tuple(item.get("loc", ()))
+        where = ".".join(str(part) for part in location[1:])
+        message = str(item.get("msg", "invalid"))
+        if location[:1] == ("body",) and item.get("type") == "json_invalid":
+            problems.append(f"body is not valid JSON: {item.get('ctx', {}).get('error', '')}")
+        elif location[:1] and location[0] in _PARAMETER_LOCATIONS:
+            given = item.get("input")
+            shown = f" {given!r:.60}" if isinstance(given, str) else ""
+            problems.append(f"{where}{shown} is not accepted: {message[:1].lower()}{message[1:]}")
+        else:
+            problems.append(f"{where or 'body'}: {message}")
+    return problems
+
+
+# SQLSTATE classes of errors that the values in a statement cause: 22 data exception
+# (NUL in text, a number or time out of a column's range, an invalid regex), 54 program
+# limit exceeded (a value too large for the operation).
+_INPUT_SQLSTATE_PREFIXES = ("22", "54")
+
+
+def refused_input(error: BaseException | None) -> str | None:
+    """The database's reason when `error` was caused by a value in the statement, else None.
+
+    asyncpg's DataError is raised before sending, for an argument its codec cannot encode
+    (an integer past 64 bits); SQLSTATE classes 22 and 54 come from PostgreSQL.
+    """
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, ArgumentError):
+            return str(error)[:300]
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_INPUT_SQLSTATE_PREFIXES):
+            # SQLAlchemy's wrapper prefixes the class name; asyncpg's own error has the text.
+            original = (
+                error.__cause__ if isinstance(error.__cause__, asyncpg.PostgresError) else error
+            )
+            return str(getattr(original, "message", None) or original)[:300]
+        error = getattr(error, "orig", None) or error.__cause__
+        seen += 1
+    return None
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            "additionalProperties": False,
+        }
+    },
+    "additionalProperties": False,
+}
+
+
+def describe_bad_requests(schema: dict[str, Any]) -> None:
+    """Document what the validation handler answers: FastAPI lists a 422 with its own
+    error shape on every operation that validates input; the collector answers 400 with
+    `{"error": {"code", "message"}}`, so that is what the document says."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
+        responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+        if responses.pop("422", None) is not None:
+            responses["400"] = {
+                "description": "Bad request: the message names each parameter or field",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(name, None)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            describe_bad_requests(generate())
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(
@@ -83,16 +187,24 @@ def install_error_handlers(app: FastAPI) -> None:
         # Raised by the read side for a cursor it did not issue; the message names it.
         return JSONResponse(error_body(BadRequest.code, str(error)), status_code=400)
 
+    # Configuration bodies are validated by the domain parsers and the store; their
+    # messages name the field ("query.filters.servce: not a filter of spans; use: ...").
+    async def _bad_body(_: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(error_body(BadRequest.code, str(error)), status_code=400)
+
+    for invalid in (InvalidRule, InvalidSilence, store.InvalidReference):
+        app.add_exception_handler(invalid, _bad_body)
+
+    @app.exception_handler(store.Conflict)
+    async def _conflict(_: Request, error: store.Conflict) -> JSONResponse:
+        return JSONResponse(error_body(Conflict.code, str(error)), status_code=409)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
-        problems = []
-        for item in error.errors():
-            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-            problems.append(f"{where}: {item.get('msg')}")
-        return JSONResponse(
-            error_body("invalid_request", "; ".join(problems) or "invalid request"),
-            status_code=422,
-        )
+        # FastAPI's own checks (parameters, JSON bodies) answer like every other bad input:
+        # 400 bad_request, with a message that names each parameter or field.
+        message = "; ".join(validation_problems(error.errors())) or "invalid request"
+        return JSONResponse(error_body(BadRequest.code, message), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -104,6 +216,15 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def _database(request: Request, error: Exception) -> JSONResponse:
+        # Input that reached the database and was refused there is the caller's mistake:
+        # 400, checked first (asyncpg's DataError is also an InterfaceError, an "outage").
+        refused = refused_input(error)
+        if refused is not None:
+            log.warning("input refused by the database", extra={"error": refused})
+            return JSONResponse(
+                error_body(BadRequest.code, f"a value in this request is not accepted: {refused}"),
+                status_code=400,
+            )
         # A query that meets a database outage is retryable: 503 + Retry-After, not 500.
         if is_unavailable(error):
             retry_after = request.app.state.settings.retry_after_s

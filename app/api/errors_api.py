@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from app.api.deps import ReadPrincipal, ServicesDep
 from app.api.errors import BadRequest, NotFound
-from app.api.params import choice, time_range
+from app.api.params import choice, text_param, time_range
 from app.query import errors as queries
 
 router = APIRouter(prefix="/api/v1", tags=["errors"])
@@ -48,7 +48,7 @@ async def list_errors(
         start=start_time,
         end=end_time,
         status=choice("status", status, queries.STATUSES),
-        service=service,
+        service=text_param(service),
         sort=choice("sort", sort, list(queries.SORTS)) or "last_seen",
         limit=limit,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app.api.deps import ServicesDep
 from app.db.migrate import current_revision, known_revisions
@@ -52,7 +52,11 @@ def schema_check(revision: str | None, head: str) -> str:
     return f"at {revision}, expected {head}: run `telemetry-collector migrate`"
 
 
-@router.get("/metrics", summary="Prometheus metrics of the collector itself")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of the collector itself",
+    response_class=PlainTextResponse,  # documents the text exposition format, not JSON
+)
 async def metrics() -> Response:
     body, content_type = metrics_payload()
     return Response(body, media_type=content_type)

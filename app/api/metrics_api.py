@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 
 from app.api.deps import ReadPrincipal, ServicesDep
 from app.api.errors import BadRequest, NotFound
-from app.api.params import choice, time_range
+from app.api.params import choice, text_param, time_range
 from app.api.traces import attribute_filters
 from app.domain.durations import parse_duration_seconds
 from app.domain.metric_math import AGGREGATIONS, MAX_STEPS, default_step_s, step_count
@@ -27,6 +27,9 @@ router = APIRouter(prefix="/api/v1", tags=["query"])
 MAX_METRICS_LIMIT = 10_000
 MAX_SERIES_LIMIT = 1000
 MAX_GROUP_BY_KEYS = 10
+# Steps are aligned to the epoch and cumulative series read one step back for a baseline,
+# so a step of centuries would reach before year 1; ten years is more than any range needs.
+MAX_STEP_S = 3650 * 86400
 
 
 def parse_step(step: str | None, start: datetime, end: datetime) -> int:
@@ -38,10 +41,10 @@ def parse_step(step: str | None, start: datetime, end: datetime) -> int:
         seconds = parse_duration_seconds(step)
     except ValueError as error:
         raise BadRequest(f"step: {error}") from None
-    if seconds < 1 or seconds != int(seconds):
+    if not 1 <= seconds <= MAX_STEP_S or seconds != int(seconds):
         raise BadRequest(
-            f"step {step!r:.40} is not accepted; use a whole number of seconds, at least 1s, "
-            "e.g. 30s, 1m, 5m"
+            f"step {step!r:.40} is not accepted; use a whole number of seconds from 1s to "
+            f"{MAX_STEP_S // 86400}d, e.g. 30s, 1m, 5m"
         )
     steps = step_count(start_s, end_s, int(seconds))
     if steps > MAX_STEPS:
@@ -54,7 +57,8 @@ def parse_step(step: str | None, start: datetime, end: datetime) -> int:
 
 
 def parse_group_by(group_by: str | None) -> tuple[str, ...]:
-    keys = tuple(dict.fromkeys(key.strip() for key in (group_by or "").split(",") if key.strip()))
+    text = (group_by or "").replace("\x00", "")
+    keys = tuple(dict.fromkeys(key.strip() for key in text.split(",") if key.strip()))
     if len(keys) > MAX_GROUP_BY_KEYS:
         raise BadRequest(
             f"group_by names {len(keys)} keys; at most {MAX_GROUP_BY_KEYS}, comma-separated"
@@ -70,7 +74,7 @@ async def read_metrics(
     limit: int = Query(1000, ge=1, le=MAX_METRICS_LIMIT),
 ) -> dict[str, Any]:
     found = await list_metrics(
-        services.read_engine, principal.project_id, prefix=name or None, limit=limit
+        services.read_engine, principal.project_id, prefix=text_param(name), limit=limit
     )
     return {"metrics": found}
 
@@ -93,6 +97,7 @@ async def read_metric_query(
     ),
     limit: int = Query(100, ge=1, le=MAX_SERIES_LIMIT, description="most groups returned"),
 ) -> dict[str, Any]:
+    name = text_param(name)
     if not name:
         raise BadRequest(
             "name is required: the metric to query, e.g. name=http.server.request.duration "

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from app.api.body import ClientGone, read_body, unless_disconnected
 from app.api.deps import authorize, get_services
+from app.api.docs import inline_definitions
 from app.api.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, TooManyRequests
 from app.api.errors import UnsupportedMediaType as UnsupportedMediaTypeError
 from app.api.otlp import decode_limits
@@ -26,15 +27,12 @@ from app.ingest import payload
 from app.ingest.admission import Overloaded, Ticket
 from app.ingest.native import (
     NativeBatch,
-    NativeError,
-    NativeLog,
-    NativeMetric,
-    NativeSpan,
     decode_native_errors,
     decode_native_logs,
     decode_native_metrics,
     decode_native_spans,
 )
+from app.ingest.native_items import NativeError, NativeLog, NativeMetric, NativeSpan
 from app.ingest.otlp_common import MalformedPayload
 from app.ingest.store import store_errors, store_spans
 from app.ingest.store_logs import store_logs
@@ -49,8 +47,7 @@ router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
 async def read_document(request: Request, services: Services, ticket: Ticket) -> bytes:
     """The JSON body's bytes (decompressed), reserved on `ticket`; parsed off the loop later."""
     try:
-        if payload.media_type(request.headers.get("content-type")) != payload.JSON:
-            raise UnsupportedMediaTypeError("the native API takes application/json")
+        payload.media_type(request.headers.get("content-type"), accepted=(payload.JSON,))
         return await read_body(request, services.settings, ticket, services.offload)
     except payload.UnsupportedMediaType as error:
         raise UnsupportedMediaTypeError(str(error)) from None
@@ -189,8 +186,7 @@ _ERRORS_EXAMPLE = {
 
 def request_body(model: type[BaseModel], key: str, example: dict[str, Any]) -> dict[str, Any]:
     """OpenAPI for a body the endpoint reads itself (to apply size limits while reading)."""
-    item = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    item.pop("$defs", None)
+    item = inline_definitions(model.model_json_schema())
     schema = {
         "type": "object",
         "required": [key],

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 
 from app.api.deps import ReadPrincipal, ServicesDep
 from app.api.errors import BadRequest, NotFound
-from app.api.params import choice, time_range
+from app.api.params import choice, text_param, time_range
 from app.domain.records import STATUS_NAMES
 from app.query.traces import MAX_TRACE_LIMIT, SpanFilters, get_trace, search_traces
 
@@ -30,12 +30,6 @@ def parse_trace_id(value: str, name: str = "trace_id") -> bytes:
     if len(raw) != 16:
         raise BadRequest(f"{name} {value!r:.80} must be 32 hex characters")
     return raw
-
-
-def text_param(value: str | None) -> str | None:
-    """A text filter as stored data spells it: ingest strips NUL (PostgreSQL text cannot
-    hold it), so a filter does too; empty means no filter."""
-    return (value.replace("\x00", "") or None) if value else None
 
 
 def attribute_filters(request: Request) -> tuple[tuple[str, str], ...]:

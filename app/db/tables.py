@@ -19,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 
 metadata = MetaData()
 
@@ -342,7 +342,8 @@ notifications = Table(
     Column("channel_id", BigInteger, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("group_key", Text, nullable=False),
     Column("status", Text, nullable=False),
-    Column("payload", JSONB, nullable=False),
+    Column("payload", JSON, nullable=False),  # json, not jsonb: the body as sent
+    Column("resolved_alert_ids", ARRAY(BigInteger), nullable=False, server_default="{}"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("claimed_until", DateTime(timezone=True)),
@@ -378,4 +379,20 @@ slo_minutes = Table(
     Column("good", BigInteger, nullable=False),
     Column("total", BigInteger, nullable=False),
     postgresql_partition_by="RANGE (minute)",
+)
+
+# slo_minutes summed per hour (written in the same transaction), for reads of long windows.
+slo_hours = Table(
+    "slo_hours",
+    metadata,
+    Column(
+        "slo_id",
+        BigInteger,
+        ForeignKey("slos.id", ondelete="CASCADE"),
+        primary_key=True,
+        nullable=False,
+    ),
+    Column("hour", DateTime(timezone=True), primary_key=True, nullable=False),
+    Column("good", BigInteger, nullable=False),
+    Column("total", BigInteger, nullable=False),
 )

@@ -39,7 +39,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.domain.durations import parse_duration_seconds
+from app.domain.durations import duration_text, parse_duration_seconds
 from app.domain.logs import LEVELS
 from app.domain.metric_math import AGGREGATIONS as METRIC_AGGREGATIONS
 from app.domain.metrics import METRIC_TYPES
@@ -156,20 +156,6 @@ def _clean_text(value: str, what: str, max_chars: int = MAX_TEXT_CHARS) -> str:
     return value
 
 
-def _duration(value: Any, *, allow_zero: bool = True) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        # A bare number is seconds, as Prometheus' YAML would not accept but people write.
-        if not math.isfinite(value) or value < 0:
-            raise ValueError("must be a non-negative duration such as 30s, 5m or 1h")
-        value = f"{value:g}s"
-    if not isinstance(value, str):
-        raise ValueError("must be a duration string such as 30s, 5m or 1h")
-    seconds = parse_duration_seconds(value)
-    if not allow_zero and seconds <= 0:
-        raise ValueError("must be longer than 0s")
-    return value.strip()
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -282,10 +268,7 @@ class RuleSpec(_Strict):
     @field_validator("for_", "keep_firing_for", mode="before")
     @classmethod
     def _hold(cls, value: Any) -> str:
-        text = _duration(value)
-        if parse_duration_seconds(text) > MAX_HOLD_S:
-            raise ValueError("must be at most 31d")
-        return text
+        return duration_text(value, max_s=MAX_HOLD_S)
 
     @field_validator("labels")
     @classmethod
@@ -327,6 +310,8 @@ class RuleSpec(_Strict):
     def _channels(cls, value: list[int]) -> list[int]:
         if len(value) > MAX_CHANNELS:
             raise ValueError(f"at most {MAX_CHANNELS} channels")
+        if any(not 1 <= channel_id < 2**63 for channel_id in value):
+            raise ValueError("channel ids are positive integers (GET /api/v1/channels lists them)")
         return list(dict.fromkeys(value))
 
     @model_validator(mode="after")

@@ -22,7 +22,9 @@ Cost is not part of the conventions. A client-sent cost is read from, in order:
 
 Numbers may arrive as int, float or numeric strings (OTLP JSON encodes int64 as strings). Anything
 that is not a finite, non-negative number is ignored, never an error: telemetry from the field is
-messy, and one bad attribute must not cost the span.
+messy, and one bad attribute must not cost the span. So are token counts above MAX_TOKENS and
+costs above MAX_COST_USD: no model call comes near them, and sums of larger values (per-minute
+rollups, dashboards) would overflow their 64-bit columns and fail the whole batch.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ CACHE_READ_KEYS = (
 CLIENT_COST_KEYS = ("gen_ai.usage.cost", "gen_ai.usage.cost_usd", "gen_ai.usage.total_cost")
 
 GENAI_PREFIX = "gen_ai."
+MAX_TOKENS = 10**12
+MAX_COST_USD = 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +130,11 @@ def parse_amount(value: Any) -> float | None:
 
 
 def parse_count(value: Any) -> int | None:
-    """A non-negative token count; fractional values are rounded to the nearest integer."""
+    """A token count in 0..MAX_TOKENS; fractional values are rounded to the nearest integer."""
     if type(value) is int:
-        return value if value >= 0 else None
+        return value if 0 <= value <= MAX_TOKENS else None
     number = parse_amount(value)
-    return None if number is None else round(number)
+    return None if number is None or number > MAX_TOKENS else round(number)
 
 
 def _first_count(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
@@ -145,6 +149,6 @@ def _first_count(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | Non
 def _first_amount(attributes: dict[str, Any], keys: tuple[str, ...]) -> float | None:
     for key in keys:
         amount = parse_amount(attributes.get(key))
-        if amount is not None:
+        if amount is not None and amount <= MAX_COST_USD:
             return amount
     return None

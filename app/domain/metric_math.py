@@ -2,7 +2,8 @@
 
 Pure functions over plain data; app/query/metrics.py fetches the points and calls
 `evaluate`. The semantics, for every step `[t, t + step)` (t a multiple of step since the
-Unix epoch) and every group of series:
+Unix epoch; an alert rule's window is one step `(now - window, now]`, see `Window`) and
+every group of series:
 
 - gauge, and a non-monotonic cumulative sum (an up-down counter's current total): each
   series' last value in the step; sum/avg/min/max/count then aggregate those values
@@ -113,12 +114,27 @@ class SeriesInput:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Steps from `start_s` (step-aligned) to `end_s`; points from `fetch_from_s` on."""
+    """Steps from `start_s` (step-aligned) to `end_s`; points from `fetch_from_s` on.
 
-    start_s: int
+    `one_step`: a single step `(start_s, end_s]` of `step_s` = end - start seconds, as an
+    alert rule's window; `start_s` need not be aligned and a point at it is left out.
+    """
+
+    start_s: float
     end_s: float
-    step_s: int
+    step_s: float
     fetch_from_s: float
+    one_step: bool = False
+
+    def holds(self, time_s: float) -> bool:
+        if self.one_step:
+            return self.start_s < time_s <= self.end_s
+        return self.start_s <= time_s <= self.end_s
+
+    def step_of(self, time_s: float) -> float:
+        # One step: comparing times, never dividing them, so float noise cannot split it.
+        # The API's steps are whole seconds.
+        return self.start_s if self.one_step else step_start(time_s, int(self.step_s))
 
 
 def default_step_s(span_s: float) -> int:
@@ -164,8 +180,13 @@ def label_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def group_labels(attributes: dict[str, Any], service_name: str, keys: Sequence[str]) -> Labels:
-    """The series' values of the group_by keys; `service.name` is the series' service."""
+def group_labels(
+    attributes: dict[str, Any], service_name: str, keys: Sequence[str], missing: str | None = None
+) -> Labels:
+    """The series' values of the group_by keys; `service.name` is the series' service.
+
+    A key the series lacks is left out, or given the value `missing` (rules: "").
+    """
     labels = []
     for key in keys:
         value = (service_name or None) if key == "service.name" else None
@@ -173,6 +194,8 @@ def group_labels(attributes: dict[str, Any], service_name: str, keys: Sequence[s
             value = attributes.get(key)
         if value is not None:
             labels.append((key, label_text(value)))
+        elif missing is not None:
+            labels.append((key, missing))
     return tuple(labels)
 
 
@@ -207,31 +230,40 @@ def _restarted(previous: Sample | Distribution, current: Sample | Distribution) 
 
 def per_step(
     timed: Iterable[tuple[float, float]], window: Window, *, last: bool
-) -> dict[int, float]:
+) -> dict[float, float]:
     """Values by step start: the last one in each step, or their sum. Non-finite skipped."""
-    steps: dict[int, float] = {}
+    steps: dict[float, float] = {}
     for time_s, value in timed:
-        if time_s < window.start_s or time_s > window.end_s or not math.isfinite(value):
+        if not window.holds(time_s) or not math.isfinite(value):
             continue
-        step = step_start(time_s, window.step_s)
+        step = window.step_of(time_s)
         steps[step] = value if last else steps.get(step, 0.0) + value
     return steps
 
 
-def aggregate(values: Sequence[float], agg: str, step_s: int) -> float | None:
+def aggregate(values: Sequence[float], agg: str, step_s: float) -> float | None:
     """Across the series of a group: sum, avg, min, max, count, rate (= sum / step)."""
     if not values:
         return None
     if agg == "avg":
-        return math.fsum(values) / len(values)
+        return exact_sum(values) / len(values)
     if agg == "min":
         return min(values)
     if agg == "max":
         return max(values)
     if agg == "count":
         return float(len(values))
-    total = math.fsum(values)
+    total = exact_sum(values)
     return total / step_s if agg == "rate" else total
+
+
+def exact_sum(values: Sequence[float]) -> float:
+    """fsum, except that a sum past the largest double is infinite (and later left out as
+    no value) instead of fsum's OverflowError."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return sum(values)
 
 
 # --- explicit-bounds histograms ------------------------------------------------------
@@ -241,7 +273,7 @@ def merge_distributions(parts: Sequence[Distribution]) -> Distribution:
     """Counts and sums add up; buckets merge as the module docstring says."""
     merged = Distribution(count=math.fsum(part.count for part in parts))
     sums = [part.sum for part in parts]
-    merged.sum = None if any(s is None for s in sums) else math.fsum(sums)  # type: ignore[arg-type]
+    merged.sum = None if any(s is None for s in sums) else exact_sum(sums)  # type: ignore[arg-type]
     buckets = merge_buckets(
         [(p.bounds, p.bucket_counts) for p in parts if p.bounds is not None and p.bucket_counts]
     )
@@ -303,7 +335,7 @@ def distribution_increases(
     return increases
 
 
-def distribution_value(merged: Distribution, agg: str, step_s: int) -> float | None:
+def distribution_value(merged: Distribution, agg: str, step_s: float) -> float | None:
     if agg == "count":
         return merged.count
     if agg == "rate":
@@ -335,10 +367,13 @@ def stored_quantiles(series: Iterable[SeriesInput]) -> set[float]:
 
 def evaluate(
     series: Iterable[SeriesInput], agg: str, window: Window
-) -> dict[Labels, list[tuple[int, float]]]:
-    """Each group's (step start, value) pairs, oldest first; see the module docstring."""
-    numbers: dict[Labels, dict[int, list[float]]] = {}
-    distributions: dict[Labels, dict[int, list[Distribution]]] = {}
+) -> dict[Labels, list[tuple[float, float]]]:
+    """Each group's (step start, value) pairs, oldest first; see the module docstring.
+
+    Step starts are whole seconds (ints) for the API's epoch-aligned steps.
+    """
+    numbers: dict[Labels, dict[float, list[float]]] = {}
+    distributions: dict[Labels, dict[float, list[Distribution]]] = {}
     for one in series:
         if one.kind in DISTRIBUTIONS and not (one.kind == SUMMARY and agg in PERCENTILES):
             points: Sequence[Distribution] = one.points  # type: ignore[assignment]
@@ -346,13 +381,13 @@ def evaluate(
                 points = distribution_increases(points, window.fetch_from_s)
             steps = distributions.setdefault(one.labels, {})
             for point in points:
-                if window.start_s <= point.time_s <= window.end_s:
-                    steps.setdefault(step_start(point.time_s, window.step_s), []).append(point)
+                if window.holds(point.time_s):
+                    steps.setdefault(window.step_of(point.time_s), []).append(point)
             continue
         group = numbers.setdefault(one.labels, {})
         for step, value in _reduce_numbers(one, agg, window).items():
             group.setdefault(step, []).append(value)
-    results: dict[Labels, list[tuple[int, float]]] = {}
+    results: dict[Labels, list[tuple[float, float]]] = {}
     combine: Callable[[list[float]], float | None] = (
         max if agg in PERCENTILES else lambda values: aggregate(values, agg, window.step_s)
     )
@@ -366,7 +401,7 @@ def evaluate(
     return {labels: points for labels, points in results.items() if points}
 
 
-def _reduce_numbers(one: SeriesInput, agg: str, window: Window) -> dict[int, float]:
+def _reduce_numbers(one: SeriesInput, agg: str, window: Window) -> dict[float, float]:
     if one.kind == SUMMARY:  # a percentile: the stored quantile of the step's last point
         q = PERCENTILES[agg]
         points: Sequence[Distribution] = one.points  # type: ignore[assignment]
@@ -380,7 +415,7 @@ def _reduce_numbers(one: SeriesInput, agg: str, window: Window) -> dict[int, flo
     return per_step(((s.time_s, s.value) for s in samples), window, last=True)
 
 
-def _finite(pairs: Iterable[tuple[int, float | None]]) -> list[tuple[int, float]]:
+def _finite(pairs: Iterable[tuple[float, float | None]]) -> list[tuple[float, float]]:
     return sorted(
         (step, value) for step, value in pairs if value is not None and math.isfinite(value)
     )

@@ -97,6 +97,12 @@ class DecodedBatch:
         if len(self.messages) < self.MAX_MESSAGES:
             self.messages.append(message)
 
+    def reject_many(self, count: int, message: str) -> None:
+        """`count` items rejected for one reason (say, the resource they share)."""
+        if count:
+            self.rejected += count - 1
+            self.reject(message)
+
     def error_message(self) -> str:
         """One line for OTLP partial success: the first reasons, and how many more."""
         if not self.rejected:

@@ -14,16 +14,17 @@ from collections.abc import Iterable, Mapping
 
 RELATIVE_ACCURACY = 0.01
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
-_LOG_GAMMA = math.log(GAMMA)
+# Public so SQL can compute the same bucket index (app/query/span_stats.py).
+LOG_GAMMA = math.log(GAMMA)
 # Durations at or below a microsecond (in ms) share one bucket; nothing meaningful is lost.
 MIN_VALUE_MS = 0.001
-ZERO_INDEX = math.ceil(math.log(MIN_VALUE_MS) / _LOG_GAMMA) - 1
+ZERO_INDEX = math.ceil(math.log(MIN_VALUE_MS) / LOG_GAMMA) - 1
 
 
 def bucket_index(value_ms: float) -> int:
     if value_ms <= MIN_VALUE_MS:
         return ZERO_INDEX
-    return math.ceil(math.log(value_ms) / _LOG_GAMMA)
+    return math.ceil(math.log(value_ms) / LOG_GAMMA)
 
 
 def bucket_value(index: int) -> float:

@@ -104,6 +104,7 @@ _V8_ALIAS = re.compile(r"\s+\[as [^\]]*\]$")
 _FIREFOX_NESTED = re.compile(r"/?<+$")
 _PROMISE_INDEX = re.compile(r"^index \d+$")
 _NATIVE_LOCATIONS = frozenset({"native", "[native code]"})
+MAX_FRAME_LINE_CHARS = 2048
 
 
 def _parse_location(loc: str) -> tuple[str | None, int | None, int | None]:
@@ -168,7 +169,9 @@ def _is_firefox_location(loc: str) -> bool:
 
 
 def _parse_javascript(text: str) -> list[Frame]:
-    lines = text.splitlines()
+    # A frame is one short line; on one long line the patterns above take quadratic time
+    # (16 KB of `at a (` took 0.4 s), so longer lines are not read as frames.
+    lines = [line for line in text.splitlines() if len(line) <= MAX_FRAME_LINE_CHARS]
     v8_bodies = [m.group("body") for m in map(_V8_LINE.match, lines) if m is not None]
     if v8_bodies:
         frames = [_parse_v8_body(body) for body in v8_bodies]

@@ -1,8 +1,8 @@
 """Alert label and annotation templates, in the subset of Prometheus' syntax people use.
 
 `{{ $value }}`, `{{ $labels.<name> }}` (names may hold dots: `$labels.user.id`),
-`{{ index $labels "user.id" }}`, `{{ $rule }}`, and the Go-template spellings `.Value`,
-`.Labels.<name>`. Pipes and calls: `printf "%.2f" $value`, `$value | humanize`,
+`{{ index $labels "user.id" }}`, `{{ $rule }}`, `{{ $externalURL }}`, and the Go-template
+spellings `.Value`, `.Labels.<name>`. Pipes and calls: `printf "%.2f" $value`, `$value | humanize`,
 `humanizePercentage`, `humanizeDuration`, `toUpper`, `toLower`, `title`. Nothing else
 is evaluated: a template cannot reach data or code, it only formats the alert's own
 value and labels. `check_template` refuses what `render` could not expand, so a rule is
@@ -52,6 +52,8 @@ class TemplateData:
     value: float | None
     labels: Mapping[str, str]
     rule: str
+    # Prometheus' `$externalURL`: the collector's address (settings.external_url).
+    external_url: str = ""
 
 
 def format_value(value: float | None) -> str:
@@ -225,13 +227,17 @@ def _variable(token: str, data: TemplateData | None, where: str) -> Any:
         return data.value if data else 0.0
     if token in ("$rule", ".Rule"):
         return data.rule if data else ""
+    if token in ("$externalURL", ".ExternalURL"):
+        return data.external_url if data else ""
     if token in ("$labels", ".Labels"):
         return dict(data.labels) if data else {}
     for prefix in ("$labels.", ".Labels."):
         if token.startswith(prefix):
             name = token[len(prefix) :]
             return data.labels.get(name, "") if data else ""
-    raise TemplateError(f"{where}: unknown variable {token!r}; use $value, $labels.<name> or $rule")
+    raise TemplateError(
+        f"{where}: unknown variable {token!r}; use $value, $labels.<name>, $rule or $externalURL"
+    )
 
 
 def _literal(kind: str, text: str) -> Any:

@@ -6,20 +6,12 @@ bad item is reported by index and the rest are stored.
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ValidationError
 
 from app.domain.errors import MESSAGE_KEY, STACKTRACE_KEY, TYPE_KEY, ErrorEvent, make_error_event
 from app.domain.logs import LEVEL_FLOOR, LogRecord
@@ -34,10 +26,16 @@ from app.domain.metrics import (
 )
 from app.domain.records import DecodedBatch, Resource, Scope, SpanRecord
 from app.domain.times import parse_time, unix_nano
-from app.ingest.otlp_common import DecodeLimits, InvalidItem, MalformedPayload
+from app.ingest.native_items import (
+    NativeError,
+    NativeLog,
+    NativeMetric,
+    NativeSpan,
+    Time,
+)
+from app.ingest.otlp_common import DecodeLimits, InvalidItem, MalformedPayload, clean_text
 
-Time = str | float | int
-ItemT = TypeVar("ItemT", bound="_Item")
+ItemT = TypeVar("ItemT", bound=BaseModel)
 NATIVE_SCOPE = Scope(name="native-api")
 
 
@@ -74,104 +72,6 @@ class NativeBatch(DecodedBatch):
         self.reasons.sort(key=lambda reason: reason["index"])
 
 
-class _Item(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _without_nul(cls, data: Any) -> Any:
-        return without_nul(data)
-
-
-def without_nul(value: Any) -> Any:
-    """Make an item storable: PostgreSQL text and jsonb cannot hold NUL, so strip it."""
-    if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {without_nul(key): without_nul(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [without_nul(item) for item in value]
-    if type(value) is int and not -(2**63) <= value < 2**63:
-        # jsonb numbers would take it, but our JSON encoder stops at 64 bits: keep it as text.
-        return str(value)
-    return value
-
-
-class NativeEvent(_Item):
-    name: str = Field(min_length=1)
-    time: Time | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
-
-
-class NativeSpan(_Item):
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None = None
-    name: str = Field(min_length=1, max_length=1024)
-    service: str = Field(min_length=1, max_length=256)
-    kind: Literal["internal", "server", "client", "producer", "consumer"] = "internal"
-    start_time: Time
-    end_time: Time | None = None
-    duration_ms: Annotated[float, Field(ge=0)] | None = None
-    status: Literal["unset", "ok", "error"] = "unset"
-    status_message: str = ""
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    events: list[NativeEvent] = Field(default_factory=list)
-
-
-class NativeError(_Item):
-    type: str = Field(min_length=1, max_length=512)
-    message: str = Field(default="", max_length=16384)
-    stack: str | list[dict[str, Any]] | None = None
-    service: str = Field(min_length=1, max_length=256)
-    timestamp: Time | None = None
-    trace_id: str | None = None
-    span_id: str | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    fingerprint: list[str] | str | None = None
-
-    @field_validator("fingerprint")
-    @classmethod
-    def _bounded(cls, value: list[str] | str | None) -> list[str] | str | None:
-        if isinstance(value, list) and len(value) > 32:
-            raise ValueError("at most 32 fingerprint parts")
-        return value
-
-
-class NativeLogError(_Item):
-    type: str = Field(min_length=1, max_length=512)
-    message: str = ""
-    stack: str | None = None
-
-
-class NativeLog(_Item):
-    timestamp: Time
-    level: Literal["trace", "debug", "info", "warn", "error", "fatal"] = "info"
-    message: str = Field(max_length=256 * 1024)
-    service: str = Field(min_length=1, max_length=256)
-    trace_id: str | None = None
-    span_id: str | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    error: NativeLogError | None = None
-
-
-class NativeMetric(_Item):
-    name: str = Field(min_length=1, max_length=255)
-    type: Literal["counter", "gauge", "histogram"]
-    value: float
-    timestamp: Time | None = None
-    unit: str = Field(default="", max_length=63)
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    service: str = Field(default="unknown_service", min_length=1, max_length=256)
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("value must be a finite number")
-        return value
-
-
 # The OpenTelemetry SDKs' default explicit bucket bounds, so native histograms line up
 # with what instrumented clients send.
 DEFAULT_BOUNDS = [0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0,
@@ -189,16 +89,42 @@ def items_of(document: Any, key: str) -> list[Any]:
 
 
 def _decode(
-    document: Any, key: str, model: type[ItemT], build: Callable[[ItemT], Any]
+    document: Any,
+    key: str,
+    model: type[ItemT],
+    build: Callable[[ItemT], Any],
+    limits: DecodeLimits,
 ) -> NativeBatch:
     """Validate and convert each item on its own: a bad one is reported, not fatal."""
     batch = NativeBatch()
+    context = {"limits": limits}
     for index, raw in enumerate(items_of(document, key)):
         try:
-            batch.accept(index, build(model.model_validate(raw)))
-        except (ValidationError, InvalidItem, ValueError) as problem:
+            batch.accept(index, build(model.model_validate(raw, context=context)))
+        except (ValidationError, ValueError, ArithmeticError) as problem:
+            # ArithmeticError: an overflow the checks missed still costs only this item.
             batch.reject_index(index, reason(problem))
     return batch
+
+
+class _Problems:
+    """Problems of one item found after its fields validated, all reported together."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def window(self, limits: DecodeLimits, unix_nano: int, field: str) -> None:
+        try:
+            limits.check_time(unix_nano, field)
+        except InvalidItem as problem:
+            self.found.append(str(problem))
+
+    def add(self, problem: str) -> None:
+        self.found.append(problem)
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise InvalidItem("; ".join(self.found))
 
 
 class _Resources:
@@ -221,45 +147,53 @@ def decode_native_spans(document: Any, limits: DecodeLimits) -> NativeBatch:
         "spans",
         NativeSpan,
         lambda item: _span(item, resources.of(item.service), limits),
+        limits,
     )
 
 
 def _span(item: NativeSpan, resource: Resource, limits: DecodeLimits) -> SpanRecord:
+    problems = _Problems()
     start = _nanos(item.start_time, "start_time")
+    problems.window(limits, start, "start_time")
+    end: int | None = None
     if item.end_time is not None:
         end = _nanos(item.end_time, "end_time")
+        problems.window(limits, end, "end_time")
     elif item.duration_ms is not None:
-        end = start + int(item.duration_ms * 1_000_000)
+        end = start + round(item.duration_ms * 1_000_000)
+        problems.window(limits, end, "start_time + duration_ms")
     else:
-        raise InvalidItem("give end_time or duration_ms")
-    if end < start:
-        raise InvalidItem("end_time is before start_time")
-    limits.check_time(start, "start_time")
+        problems.add("give end_time or duration_ms")
+    if end is not None and end < start:
+        problems.add("end_time is before start_time")
+    problems.raise_any()
+    assert end is not None
+    # Past the limit, events are dropped and counted, as the OpenTelemetry SDKs do.
+    kept = item.events[: limits.max_events]
     events = [
         {
             "time_unix_nano": _nanos(event.time, "events.time") if event.time is not None else end,
             "name": event.name,
-            "attributes": _bounded_attributes(event.attributes, limits),
+            "attributes": event.attributes,
             "dropped_attributes_count": 0,
         }
-        for event in item.events
+        for event in kept
     ]
     return SpanRecord(
-        trace_id=_hex_id(item.trace_id, "trace_id", 16),
-        span_id=_hex_id(item.span_id, "span_id", 8),
-        parent_span_id=_hex_id(item.parent_span_id, "parent_span_id", 8)
-        if item.parent_span_id
-        else None,
+        trace_id=bytes.fromhex(item.trace_id),
+        span_id=bytes.fromhex(item.span_id),
+        parent_span_id=_raw_id(item.parent_span_id),
         name=item.name,
         kind=_KINDS[item.kind],
         start_time_unix_nano=start,
         end_time_unix_nano=end,
-        attributes=_bounded_attributes(item.attributes, limits),
+        attributes=item.attributes,
         resource=resource,
         scope=NATIVE_SCOPE,
         status_code=_STATUS[item.status],
-        status_message=item.status_message,
+        status_message=clean_text(item.status_message, limits.max_value_chars),
         events=events,
+        dropped_events_count=len(item.events) - len(kept),
     )
 
 
@@ -270,13 +204,14 @@ def decode_native_logs(document: Any, limits: DecodeLimits) -> NativeBatch:
         "logs",
         NativeLog,
         lambda item: _log(item, resources.of(item.service), limits),
+        limits,
     )
 
 
 def _log(item: NativeLog, resource: Resource, limits: DecodeLimits) -> LogRecord:
     moment = _nanos(item.timestamp, "timestamp")
     limits.check_time(moment, "timestamp")
-    attributes = dict(_bounded_attributes(item.attributes, limits))
+    attributes = dict(item.attributes)
     if item.error is not None:
         # The OpenTelemetry exception attributes: the log becomes an error event as well.
         attributes[TYPE_KEY] = item.error.type
@@ -292,8 +227,8 @@ def _log(item: NativeLog, resource: Resource, limits: DecodeLimits) -> LogRecord
         attributes=attributes,
         resource=resource,
         scope=NATIVE_SCOPE,
-        trace_id=_hex_id(item.trace_id, "trace_id", 16) if item.trace_id else None,
-        span_id=_hex_id(item.span_id, "span_id", 8) if item.span_id else None,
+        trace_id=_raw_id(item.trace_id),
+        span_id=_raw_id(item.span_id),
     )
 
 
@@ -308,7 +243,7 @@ def decode_native_metrics(document: Any, limits: DecodeLimits, now_unix_nano: in
             stream = streams[key] = _stream(item)
         return _point(item, stream, limits, now_unix_nano)
 
-    return _decode(document, "metrics", NativeMetric, point)
+    return _decode(document, "metrics", NativeMetric, point, limits)
 
 
 def _stream(item: NativeMetric) -> MetricStream:
@@ -328,14 +263,14 @@ def _stream(item: NativeMetric) -> MetricStream:
 def _point(
     item: NativeMetric, stream: MetricStream, limits: DecodeLimits, now_unix_nano: int
 ) -> MetricPoint:
+    problems = _Problems()
     moment = _nanos(item.timestamp, "timestamp") if item.timestamp is not None else now_unix_nano
-    limits.check_time(moment, "timestamp")
-    attributes = _bounded_attributes(item.attributes, limits)
-    if item.type == "counter":
-        if item.value < 0:
-            raise InvalidItem("a counter value must not be negative")
-        return MetricPoint(stream, attributes, moment, value=item.value)
-    if item.type == "gauge":
+    problems.window(limits, moment, "timestamp")
+    if item.type == "counter" and item.value < 0:
+        problems.add("a counter value must not be negative")
+    problems.raise_any()
+    attributes = item.attributes
+    if item.type != "histogram":
         return MetricPoint(stream, attributes, moment, value=item.value)
     counts = [0] * (len(DEFAULT_BOUNDS) + 1)
     counts[sum(1 for bound in DEFAULT_BOUNDS if item.value > bound)] = 1
@@ -354,7 +289,7 @@ def _point(
 
 def decode_native_errors(document: Any, limits: DecodeLimits, now_unix_nano: int) -> NativeBatch:
     return _decode(
-        document, "errors", NativeError, lambda item: _error(item, limits, now_unix_nano)
+        document, "errors", NativeError, lambda item: _error(item, limits, now_unix_nano), limits
     )
 
 
@@ -372,9 +307,9 @@ def _error(item: NativeError, limits: DecodeLimits, now_unix_nano: int) -> Error
         time_unix_nano=moment,
         service_name=item.service,
         source="native",
-        trace_id=_hex_id(item.trace_id, "trace_id", 16) if item.trace_id else None,
-        span_id=_hex_id(item.span_id, "span_id", 8) if item.span_id else None,
-        attributes=_bounded_attributes(item.attributes, limits),
+        trace_id=_raw_id(item.trace_id),
+        span_id=_raw_id(item.span_id),
+        attributes=item.attributes,
         custom_fingerprint=item.fingerprint,
     )
 
@@ -393,27 +328,24 @@ def _nanos(value: Time, field: str) -> int:
         raise InvalidItem(f"{field}: {error}") from None
 
 
-def _hex_id(value: str | None, field: str, size: int) -> bytes:
-    try:
-        raw = binascii.unhexlify(value or "")
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != size or raw == bytes(size):
-        raise InvalidItem(f"{field} must be {size * 2} hex characters, not all zeros")
-    return raw
+def _raw_id(value: str | None) -> bytes | None:
+    # Checked as hex of the right length by the item's model.
+    return bytes.fromhex(value) if value else None
 
 
-def _bounded_attributes(attributes: dict[str, Any], limits: DecodeLimits) -> dict[str, Any]:
-    if len(attributes) > limits.max_attributes:
-        raise InvalidItem(f"more than {limits.max_attributes} attributes")
-    return attributes
+MAX_REASONS = 20
 
 
 def reason(problem: Exception) -> str:
-    if isinstance(problem, ValidationError):
-        parts = []
-        for error in problem.errors()[:5]:
-            where = ".".join(str(part) for part in error["loc"])
-            parts.append(f"{where}: {error['msg']}" if where else error["msg"])
-        return "; ".join(parts)
-    return str(problem)
+    """Every problem of an item (up to MAX_REASONS), each naming its field."""
+    if not isinstance(problem, ValidationError):
+        return str(problem)
+    errors = problem.errors()
+    parts = []
+    for error in errors[:MAX_REASONS]:
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    if len(errors) > MAX_REASONS:
+        parts.append(f"and {len(errors) - MAX_REASONS} more")
+    return "; ".join(parts)

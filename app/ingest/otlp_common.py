@@ -43,13 +43,28 @@ class InvalidItem(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class DecodeLimits:
-    """Bounds applied while decoding; times are Unix nanoseconds."""
+    """Bounds applied while decoding; times are Unix nanoseconds.
+
+    `max_value_depth` bounds how many arrays and maps an attribute value (or a log body)
+    may nest: beyond it the item is rejected, before a recursive walk or the jsonb encoder
+    (which stops at 255 levels) fails on the whole batch. It is well below what protobuf
+    parses (100 message levels, about 31 nested maps), so that a protobuf item too deep
+    for us is still rejected alone; deeper still, the parser refuses the body. Events and links past
+    `max_events`/`max_links` are dropped and counted, as the OpenTelemetry SDKs do with
+    their default span limits (128 each).
+    """
 
     oldest_unix_nano: int
     newest_unix_nano: int
     max_attributes: int = 128
     max_value_chars: int = 16384
     retention_label: str = "retention"
+    max_value_depth: int = 16
+    max_events: int = 128
+    max_links: int = 128
+
+    def too_deep(self) -> InvalidItem:
+        return InvalidItem(f"value nested deeper than {self.max_value_depth} levels")
 
     def check_time(self, unix_nano: int, field: str) -> None:
         if unix_nano < self.oldest_unix_nano:
@@ -85,7 +100,8 @@ def clean_text(value: str, limit: int) -> str:
 # ---------------------------------------------------------------- protobuf
 
 
-def any_value_pb(value: common_pb2.AnyValue, limits: DecodeLimits) -> Any:
+def any_value_pb(value: common_pb2.AnyValue, limits: DecodeLimits, depth: int = 0) -> Any:
+    """An AnyValue as a plain value; `depth` is how many arrays and maps enclose it."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return clean_text(value.string_value, limits.max_value_chars)
@@ -95,11 +111,13 @@ def any_value_pb(value: common_pb2.AnyValue, limits: DecodeLimits) -> Any:
         return _finite(value.double_value)
     if kind == "bool_value":
         return value.bool_value
+    if kind in ("array_value", "kvlist_value") and depth >= limits.max_value_depth:
+        raise limits.too_deep()
     if kind == "array_value":
-        return [any_value_pb(item, limits) for item in value.array_value.values]
+        return [any_value_pb(item, limits, depth + 1) for item in value.array_value.values]
     if kind == "kvlist_value":
         return {
-            clean_text(kv.key, 1024): any_value_pb(kv.value, limits)
+            clean_text(kv.key, 1024): any_value_pb(kv.value, limits, depth + 1)
             for kv in value.kvlist_value.values
         }
     if kind == "bytes_value":
@@ -129,7 +147,10 @@ def attributes_pb(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any]
                 text = clean_text(text, max_chars)
             result[key] = text
         else:
-            result[key] = any_value_pb(value, limits)
+            try:
+                result[key] = any_value_pb(value, limits)
+            except InvalidItem as problem:
+                raise InvalidItem(f"attribute {key!r:.80}: {problem}") from None
     return result, dropped
 
 
@@ -296,7 +317,8 @@ def id_json(value: Any, field: str, size: int, *, required: bool) -> bytes | Non
     return raw
 
 
-def any_value_json(value: Any, limits: DecodeLimits) -> Any:
+def any_value_json(value: Any, limits: DecodeLimits, depth: int = 0) -> Any:
+    """An AnyValue as a plain value; `depth` is how many arrays and maps enclose it."""
     if not isinstance(value, dict):
         # Be lenient with senders that put plain JSON values where an AnyValue belongs.
         return value if isinstance(value, (str, int, float, bool)) or value is None else None
@@ -312,15 +334,20 @@ def any_value_json(value: Any, limits: DecodeLimits) -> Any:
             return _finite(float_json(raw, "doubleValue"))
         if key in ("boolValue", "bool_value"):
             return _bool_json(raw)
+        if key in _CONTAINER_KEYS and depth >= limits.max_value_depth:
+            raise limits.too_deep()
         if key in ("arrayValue", "array_value"):
             items = as_list(as_dict(raw, "arrayValue").get("values"), "arrayValue.values")
-            return [any_value_json(item, limits) for item in items]
+            return [any_value_json(item, limits, depth + 1) for item in items]
         if key in ("kvlistValue", "kvlist_value"):
             pairs = as_list(as_dict(raw, "kvlistValue").get("values"), "kvlistValue.values")
-            return attributes_json(pairs, limits)[0]
+            return attributes_json(pairs, limits, depth + 1)[0]
         if key in ("bytesValue", "bytes_value"):
             return clean_text(str(raw), limits.max_value_chars)
     return None
+
+
+_CONTAINER_KEYS = ("arrayValue", "array_value", "kvlistValue", "kvlist_value")
 
 
 def _bool_json(raw: Any) -> bool:
@@ -332,7 +359,9 @@ def _bool_json(raw: Any) -> bool:
     raise InvalidItem(f"boolValue must be true or false, got {raw!r:.40}")
 
 
-def attributes_json(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any], int]:
+def attributes_json(
+    key_values: Any, limits: DecodeLimits, depth: int = 0
+) -> tuple[dict[str, Any], int]:
     result: dict[str, Any] = {}
     dropped = 0
     for kv in as_list(key_values, "attributes"):
@@ -344,7 +373,12 @@ def attributes_json(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, An
         if len(result) >= limits.max_attributes and key not in result:
             dropped += 1
             continue
-        result[clean_text(key, 1024)] = any_value_json(kv.get("value"), limits)
+        try:
+            result[clean_text(key, 1024)] = any_value_json(kv.get("value"), limits, depth)
+        except InvalidItem as problem:
+            if depth:
+                raise
+            raise InvalidItem(f"attribute {key!r:.80}: {problem}") from None
     return result, dropped
 
 

@@ -6,6 +6,7 @@ in the request ("log record 3"), counted from 0 across all resource and scope bl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -60,11 +61,24 @@ def decode_logs_protobuf(body: bytes, limits: DecodeLimits) -> DecodedBatch:
     batch = DecodedBatch(items=[])
     index = 0
     for resource_logs in request.resource_logs:
-        resource = resource_pb(resource_logs.resource, resource_logs.schema_url, limits)
+        try:
+            resource: Resource | None = resource_pb(
+                resource_logs.resource, resource_logs.schema_url, limits
+            )
+        except InvalidItem as problem:
+            resource, problem_where = None, f"resource: {problem}"
         for scope_logs in resource_logs.scope_logs:
-            scope = scope_pb(scope_logs.scope, scope_logs.schema_url, limits)
+            scope: Scope | None = None
+            if resource is not None:
+                try:
+                    scope = scope_pb(scope_logs.scope, scope_logs.schema_url, limits)
+                except InvalidItem as problem:
+                    problem_where = f"scope: {problem}"
             for record in scope_logs.log_records:
                 try:
+                    if resource is None or scope is None:
+                        # A bad resource or scope takes its records with it, each counted.
+                        raise InvalidItem(problem_where)
                     batch.items.append(_record_pb(record, resource, scope, limits, body_limits))
                 except InvalidItem as problem:
                     batch.reject(f"log record {index}: {problem}")
@@ -86,7 +100,7 @@ def _record_pb(
         severity_number=severity,
         severity_text=clean_text(record.severity_text, TEXT_LIMIT),
         # An unset body (no oneof chosen) stays None, stored as SQL NULL, not as "".
-        body=any_value_pb(record.body, body_limits) if record.HasField("body") else None,
+        body=_body(any_value_pb, record.body, body_limits) if record.HasField("body") else None,
         attributes=attributes,
         resource=resource,
         scope=scope,
@@ -187,7 +201,7 @@ def _record_json(
         severity_text=clean_text(
             str(field_json(record, "severityText", "severity_text", "")), TEXT_LIMIT
         ),
-        body=None if body is None else any_value_json(body, body_limits),
+        body=None if body is None else _body(any_value_json, body, body_limits),
         attributes=attributes,
         resource=resource,
         scope=scope,
@@ -197,6 +211,13 @@ def _record_json(
         event_name=clean_text(str(field_json(record, "eventName", "event_name", "")), TEXT_LIMIT),
         dropped_attributes_count=min(max(declared_dropped, 0) + dropped, INT32_MAX),
     )
+
+
+def _body(decode: Callable[[Any, DecodeLimits], Any], body: Any, limits: DecodeLimits) -> Any:
+    try:
+        return decode(body, limits)
+    except InvalidItem as problem:
+        raise InvalidItem(f"body: {problem}") from None
 
 
 def _effective_time(time_unix_nano: int, observed_unix_nano: int, limits: DecodeLimits) -> int:

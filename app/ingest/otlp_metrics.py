@@ -73,12 +73,30 @@ def decode_metrics_protobuf(body: bytes, limits: DecodeLimits) -> MetricBatch:
         ) from None
     batch = MetricBatch(items=[])
     for resource_metrics in request.resource_metrics:
-        resource = resource_pb(resource_metrics.resource, resource_metrics.schema_url, limits)
+        try:
+            resource = resource_pb(resource_metrics.resource, resource_metrics.schema_url, limits)
+        except InvalidItem as problem:
+            for scope_metrics in resource_metrics.scope_metrics:
+                batch.reject_many(_point_count(scope_metrics.metrics), f"resource: {problem}")
+            continue
         for scope_metrics in resource_metrics.scope_metrics:
-            scope = scope_pb(scope_metrics.scope, scope_metrics.schema_url, limits)
+            try:
+                scope = scope_pb(scope_metrics.scope, scope_metrics.schema_url, limits)
+            except InvalidItem as problem:
+                batch.reject_many(_point_count(scope_metrics.metrics), f"scope: {problem}")
+                continue
             for metric in scope_metrics.metrics:
                 _metric_pb(metric, resource, scope, limits, batch)
     return batch
+
+
+def _point_count(metrics: Any) -> int:
+    count = 0
+    for metric in metrics:
+        field = metric.WhichOneof("data")
+        if field is not None:
+            count += len(getattr(metric, field).data_points)
+    return count
 
 
 def _metric_pb(

@@ -52,9 +52,18 @@ def decode_traces_protobuf(body: bytes, limits: DecodeLimits) -> DecodedBatch:
         raise MalformedPayload(f"body is not a valid ExportTraceServiceRequest: {error}") from None
     batch = DecodedBatch(items=[])
     for resource_spans in request.resource_spans:
-        resource = resource_pb(resource_spans.resource, resource_spans.schema_url, limits)
+        try:
+            resource = resource_pb(resource_spans.resource, resource_spans.schema_url, limits)
+        except InvalidItem as problem:
+            for scope_spans in resource_spans.scope_spans:
+                batch.reject_many(len(scope_spans.spans), f"resource: {problem}")
+            continue
         for scope_spans in resource_spans.scope_spans:
-            scope = scope_pb(scope_spans.scope, scope_spans.schema_url, limits)
+            try:
+                scope = scope_pb(scope_spans.scope, scope_spans.schema_url, limits)
+            except InvalidItem as problem:
+                batch.reject_many(len(scope_spans.spans), f"scope: {problem}")
+                continue
             for span in scope_spans.spans:
                 try:
                     batch.items.append(_span_pb(span, resource, scope, limits))
@@ -71,7 +80,10 @@ def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) 
     _check_times(start, end, limits)
     attributes, dropped = attributes_pb(span.attributes, limits)
     events = []
-    for event in span.events:
+    # Past the limits, events and links are dropped and counted, as the SDKs do.
+    extra_events = max(len(span.events) - limits.max_events, 0)
+    extra_links = max(len(span.links) - limits.max_links, 0)
+    for event in span.events[: limits.max_events]:
         event_attributes, event_dropped = attributes_pb(event.attributes, limits)
         events.append(
             {
@@ -84,7 +96,7 @@ def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) 
             }
         )
     links = []
-    for link in span.links:
+    for link in span.links[: limits.max_links]:
         link_attributes, link_dropped = attributes_pb(link.attributes, limits)
         links.append(
             {
@@ -116,8 +128,8 @@ def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) 
         events=events,
         links=links,
         dropped_attributes_count=storable_count(span.dropped_attributes_count + dropped),
-        dropped_events_count=storable_count(span.dropped_events_count),
-        dropped_links_count=storable_count(span.dropped_links_count),
+        dropped_events_count=storable_count(span.dropped_events_count + extra_events),
+        dropped_links_count=storable_count(span.dropped_links_count + extra_links),
     )
 
 
@@ -190,7 +202,11 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
     _check_times(start, end, limits)
     attributes, dropped = attributes_json(span.get("attributes"), limits)
     events = []
-    for event in as_list(span.get("events"), "events"):
+    all_events = as_list(span.get("events"), "events")
+    all_links = as_list(span.get("links"), "links")
+    extra_events = max(len(all_events) - limits.max_events, 0)
+    extra_links = max(len(all_links) - limits.max_links, 0)
+    for event in all_events[: limits.max_events]:
         event = _object(event, "event")
         event_attributes, event_dropped = attributes_json(event.get("attributes"), limits)
         events.append(
@@ -212,7 +228,7 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
             }
         )
     links = []
-    for link in as_list(span.get("links"), "links"):
+    for link in all_links[: limits.max_links]:
         link = _object(link, "link")
         link_attributes, link_dropped = attributes_json(link.get("attributes"), limits)
         link_trace = id_json(
@@ -268,13 +284,15 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
             )
         ),
         dropped_events_count=storable_count(
-            count_json(
+            extra_events
+            + count_json(
                 field_json(span, "droppedEventsCount", "dropped_events_count"),
                 "droppedEventsCount",
             )
         ),
         dropped_links_count=storable_count(
-            count_json(
+            extra_links
+            + count_json(
                 field_json(span, "droppedLinksCount", "dropped_links_count"), "droppedLinksCount"
             )
         ),

@@ -23,20 +23,19 @@ class PayloadTooLarge(ValueError):
     """Body over a configured size limit (413)."""
 
 
-def media_type(content_type: str | None) -> str:
-    """`application/json; charset=utf-8` → `application/json`; protobuf aliases folded."""
+def media_type(content_type: str | None, accepted: tuple[str, ...] = (PROTOBUF, JSON)) -> str:
+    """`application/json; charset=utf-8` → `application/json`; protobuf aliases folded.
+
+    Raises UnsupportedMediaType naming only the `accepted` types.
+    """
+    take = " or ".join(accepted)
     if not content_type:
-        raise UnsupportedMediaType(
-            "Content-Type is missing; send application/x-protobuf or application/json"
-        )
+        raise UnsupportedMediaType(f"Content-Type is missing; send {take}")
     base = content_type.split(";", 1)[0].strip().lower()
-    if base in _PROTOBUF_ALIASES:
-        return PROTOBUF
-    if base == JSON:
-        return JSON
-    raise UnsupportedMediaType(
-        f"Content-Type {base!r} is not supported; send application/x-protobuf or application/json"
-    )
+    found = PROTOBUF if base in _PROTOBUF_ALIASES else base
+    if found not in accepted:
+        raise UnsupportedMediaType(f"Content-Type {base!r:.80} is not supported; send {take}")
+    return found
 
 
 def content_codings(content_encoding: str | None) -> list[str]:

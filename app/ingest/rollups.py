@@ -4,6 +4,8 @@ The writer calls `append_rollups` with exactly the span rows it inserted (a retr
 export that merges adds nothing), so every span is counted once, late data included.
 What counts as a request is defined here, once: a SERVER span (a call into a service)
 or a root span (a trace's entry point, e.g. an agent turn started without a server).
+`categories` decides it for a row being written, `category_condition` is the same test
+in SQL, for queries over raw spans that must count what the rollups count.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from sqlalchemy import ColumnElement, FromClause, and_, or_
 
 from app.db.tables import ROLLUP_COLUMNS, SPAN_COLUMNS
 from app.domain import sketch
@@ -63,6 +66,23 @@ def categories(row: tuple[Any, ...]) -> list[int]:
     elif row[_MODEL] is not None or row[_INPUT] is not None or row[_OUTPUT] is not None:
         found.append(LLM)
     return found
+
+
+def category_condition(table: FromClause, category: int) -> ColumnElement[bool]:
+    """`category in categories(row)`, as a condition on `spans` (or an alias of it)."""
+    c = table.c
+    if category == REQUEST:
+        return or_(c.kind == KIND_SERVER, c.parent_span_id.is_(None))
+    if category == TOOL:
+        return c.gen_ai_tool_name.is_not(None)
+    return and_(
+        c.gen_ai_tool_name.is_(None),
+        or_(
+            c.gen_ai_model.is_not(None),
+            c.gen_ai_input_tokens.is_not(None),
+            c.gen_ai_output_tokens.is_not(None),
+        ),
+    )
 
 
 def rollup_rows(span_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -28,6 +28,7 @@ VERSION = 1
 MAX_CURSOR_CHARS = 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 NOT_A_CURSOR = "cursor is not valid; pass next_cursor from the previous page unchanged"
 
 
@@ -88,6 +89,9 @@ def decode_cursor(text: str, *, kind: str, filters: str, tie_type: type) -> Curs
         )
     position, window = document.get("p"), document.get("w")
     if not (_pair(position, int, tie_type) and _pair(window, int, int)):
+        raise InvalidCursor(NOT_A_CURSOR)
+    if isinstance(position[1], int) and not _BIGINT_MIN <= position[1] <= _BIGINT_MAX:
+        # A tie-breaker is a bigint row id; a larger number was not issued by us.
         raise InvalidCursor(NOT_A_CURSOR)
     if document.get("f") != filters:
         raise InvalidCursor(

@@ -22,6 +22,9 @@ Contract of `query_metric`:
 - Groups come back sorted by their labels; past `limit` groups the rest are cut and
   `truncated` is true. More than MAX_POINTS points in range is refused (400), never
   loaded: the answer would be too slow to be of use.
+- `evaluate_metric` is the same computation on a given connection, returning every group;
+  alert rules (app/query/metric_samples.py) run it with `one_step`: one step over exactly
+  `(start, end]`, missing group_by values as "".
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from app.domain.metric_math import (
     PERCENTILES,
     Distribution,
     Exponential,
+    Labels,
     Sample,
     SeriesInput,
     Window,
@@ -95,7 +99,7 @@ class InvalidMetricQuery(ValueError):
 @dataclass(frozen=True, slots=True)
 class MetricQuery:
     name: str
-    step_s: int
+    step_s: float  # whole seconds from the API; any length with one_step
     start: datetime
     end: datetime
     agg: str | None = None  # None: rate for a counter, avg otherwise
@@ -103,6 +107,18 @@ class MetricQuery:
     group_by: tuple[str, ...] = ()
     attributes: tuple[tuple[str, str], ...] = ()
     limit: int = 100
+    # An alert rule's window: one step (start, end], step_s = end - start, and a missing
+    # group_by value labelled "" instead of left out.
+    one_step: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    kind: str
+    unit: str
+    agg: str
+    window: Window
+    groups: dict[Labels, list[tuple[float, float]]]
 
 
 async def list_metrics(
@@ -139,15 +155,40 @@ async def list_metrics(
 
 async def query_metric(engine: AsyncEngine, project_id: int, query: MetricQuery) -> dict[str, Any]:
     async with engine.connect() as connection:
-        kind, unit, monotonic = await _resolve_type(connection, project_id, query)
-        agg = query.agg or ("rate" if kind == SUM and monotonic else "avg")
-        problem = unsupported(kind, agg, query.name, monotonic=monotonic)
-        if problem:
-            raise InvalidMetricQuery(problem)
-        first_step = step_start(query.start.timestamp(), query.step_s)
-        lookback = 0 if kind == GAUGE else max(query.step_s, LOOKBACK_S)
-        window = Window(first_step, query.end.timestamp(), query.step_s, first_step - lookback)
-        inputs = await _load(connection, project_id, query, kind, window)
+        result = await evaluate_metric(connection, project_id, query)
+    ordered = sorted(result.groups.items())
+    return {
+        "name": query.name,
+        "type": result.kind,
+        "unit": result.unit,
+        "agg": result.agg,
+        "step": f"{query.step_s}s",
+        "start": iso(datetime.fromtimestamp(result.window.start_s, tz=UTC)),
+        "end": iso(query.end),
+        "series": [
+            {"labels": dict(labels), "points": [[step, value] for step, value in points]}
+            for labels, points in ordered[: query.limit]
+        ],
+        "truncated": len(ordered) > query.limit,
+    }
+
+
+async def evaluate_metric(
+    connection: AsyncConnection, project_id: int, query: MetricQuery
+) -> MetricResult:
+    """Every group's (step, value) pairs. Raises MetricNotFound, InvalidMetricQuery."""
+    kind, unit, monotonic = await _resolve_type(connection, project_id, query)
+    agg = query.agg or ("rate" if kind == SUM and monotonic else "avg")
+    problem = unsupported(kind, agg, query.name, monotonic=monotonic)
+    if problem:
+        raise InvalidMetricQuery(problem)
+    start_s = query.start.timestamp()
+    first_step = start_s if query.one_step else step_start(start_s, int(query.step_s))
+    lookback = 0 if kind == GAUGE else max(query.step_s, LOOKBACK_S)
+    window = Window(
+        first_step, query.end.timestamp(), query.step_s, first_step - lookback, query.one_step
+    )
+    inputs = await _load(connection, project_id, query, kind, window)
     if kind == SUMMARY and agg in PERCENTILES:
         stored = stored_quantiles(inputs)
         if stored and PERCENTILES[agg] not in stored:
@@ -157,22 +198,7 @@ async def query_metric(engine: AsyncEngine, project_id: int, query: MetricQuery)
                 f"{query.name!r} does not store (it stores {listed}); percentiles cannot be "
                 "computed from a summary's other quantiles"
             )
-    groups = evaluate(inputs, agg, window)
-    ordered = sorted(groups.items())
-    return {
-        "name": query.name,
-        "type": kind,
-        "unit": unit,
-        "agg": agg,
-        "step": f"{query.step_s}s",
-        "start": iso(datetime.fromtimestamp(first_step, tz=UTC)),
-        "end": iso(query.end),
-        "series": [
-            {"labels": dict(labels), "points": [[step, value] for step, value in points]}
-            for labels, points in ordered[: query.limit]
-        ],
-        "truncated": len(ordered) > query.limit,
-    }
+    return MetricResult(kind, unit, agg, window, evaluate(inputs, agg, window))
 
 
 async def _resolve_type(
@@ -208,31 +234,37 @@ async def _resolve_type(
     return kind, unit, monotonic
 
 
-async def _load(
-    connection: AsyncConnection, project_id: int, query: MetricQuery, kind: str, window: Window
-) -> list[SeriesInput]:
+async def matching_series(
+    connection: AsyncConnection,
+    project_id: int,
+    name: str,
+    kind: str | None,
+    attributes: tuple[tuple[str, str], ...],
+) -> list[Any]:
+    """The series of metric `name` (of type `kind`, if given) matching attribute filters."""
     series = metric_series.c
-    conditions = [
-        series.project_id == project_id,
-        series.name == query.name,
-        series.type == kind,
-    ]
-    for key, value in query.attributes:
+    conditions = [series.project_id == project_id, series.name == name]
+    if kind is not None:
+        conditions.append(series.type == kind)
+    for key, value in attributes:
         condition = attribute_condition(series.attributes, key, value)
         if key == "service.name":
             condition = or_(series.service_name == value, condition)
         conditions.append(condition)
-    found = (
-        await connection.execute(
-            select(
-                series.series_id,
-                series.temporality,
-                series.is_monotonic,
-                series.service_name,
-                series.attributes,
-            ).where(*conditions)
-        )
-    ).all()
+    query = select(
+        series.series_id,
+        series.temporality,
+        series.is_monotonic,
+        series.service_name,
+        series.attributes,
+    ).where(*conditions)
+    return list((await connection.execute(query)).all())
+
+
+async def _load(
+    connection: AsyncConnection, project_id: int, query: MetricQuery, kind: str, window: Window
+) -> list[SeriesInput]:
+    found = await matching_series(connection, project_id, query.name, kind, query.attributes)
     if not found:
         return []
     ids = [row.series_id for row in found]
@@ -265,7 +297,9 @@ async def _load(
     }
     return [
         SeriesInput(
-            labels=group_labels(row.attributes, row.service_name, query.group_by),
+            labels=group_labels(
+                row.attributes, row.service_name, query.group_by, "" if query.one_step else None
+            ),
             kind=kind,
             temporality=row.temporality,
             monotonic=row.is_monotonic,

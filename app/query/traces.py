@@ -37,18 +37,20 @@ Contract of `search_traces`:
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import spans
 from app.domain.records import SPAN_KIND_NAMES, STATUS_ERROR, STATUS_NAMES
 from app.domain.times import iso
+from app.ingest.rollups import category_condition
 from app.query.cursor import (
     NOT_A_CURSOR,
     Cursor,
@@ -59,8 +61,9 @@ from app.query.cursor import (
 )
 
 MAX_TRACE_LIMIT = 100
-_BIGINT_MAX = 2**63 - 1
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 # A JSON number as RFC 8259 writes it: `007`, `1.`, `inf` or `nan` stay text only.
+_MAX_NUMBER_CHARS = 400
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 _SPAN_FIELDS = (
@@ -169,7 +172,13 @@ def _span(row: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class SpanFilters:
-    """Span-level filters: a trace matches when one of its spans matches all of them."""
+    """Span-level filters: a trace matches when one of its spans matches all of them.
+
+    Trace search sets the first six (its cursors' digest covers only those); span alert
+    rules (app/query/span_samples.py) also filter on kind, the GenAI columns and the
+    dashboards' category, and let an attribute filter fall back to the resource's
+    attributes when the span lacks the key, where their group_by looks too.
+    """
 
     service: str | None = None
     name: str | None = None
@@ -177,6 +186,13 @@ class SpanFilters:
     min_duration_ms: float | None = None
     max_duration_ms: float | None = None
     attributes: tuple[tuple[str, str], ...] = ()
+    kind: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    tool: str | None = None
+    operation: str | None = None
+    category: int | None = None
+    resource_fallback: bool = False
 
     def digest(self) -> str:
         return filters_digest(
@@ -202,8 +218,36 @@ class SpanFilters:
             found.append(table.c.duration_ns >= _nanos(self.min_duration_ms, ROUND_CEILING))
         if self.max_duration_ms is not None:
             found.append(table.c.duration_ns <= _nanos(self.max_duration_ms, ROUND_FLOOR))
-        found.extend(attribute_condition(table.c.attributes, k, v) for k, v in self.attributes)
+        if self.kind:
+            found.append(table.c.kind.in_(kind_codes(self.kind)))
+        for column, value in (
+            (table.c.gen_ai_model, self.model),
+            (table.c.gen_ai_provider, self.provider),
+            (table.c.gen_ai_tool_name, self.tool),
+            (table.c.gen_ai_operation, self.operation),
+        ):
+            if value:
+                found.append(column == value)
+        if self.category is not None:
+            found.append(category_condition(table, self.category))
+        for key, value in self.attributes:
+            condition = attribute_condition(table.c.attributes, key, value)
+            if self.resource_fallback:
+                condition = or_(
+                    condition,
+                    and_(
+                        ~table.c.attributes.has_key(key),
+                        attribute_condition(table.c.resource_attributes, key, value),
+                    ),
+                )
+            found.append(condition)
         return found
+
+
+def kind_codes(kind: str) -> tuple[int, ...]:
+    # An unspecified kind is shown as internal (`_span`), so it is filtered as one too.
+    code = SPAN_KIND_NAMES.index(kind)
+    return (0, code) if kind == "internal" else (code,)
 
 
 def _nanos(milliseconds: float, rounding: str) -> int:
@@ -221,11 +265,30 @@ def attribute_condition(column: Any, key: str, value: str) -> ColumnElement[bool
     200.0 are equal in jsonb).
     """
     forms: list[Any] = [value]
-    if value in ("true", "false"):
-        forms.append(value == "true")
-    elif _JSON_NUMBER.fullmatch(value):
-        forms.append(json.loads(value))
+    scalar = _json_scalar(value)
+    if scalar is not None:
+        forms.append(scalar)
     return or_(*(column.contains({key: form}) for form in forms))
+
+
+def _json_scalar(value: str) -> bool | int | float | None:
+    """The JSON boolean or number `value` spells, or None when it spells none that stored
+    data can hold: integers past 64 bits (ingest stores those as text, and the jsonb
+    encoder refuses them), thousands of digits and numbers beyond a double (`1e999`) stay
+    text only."""
+    if value in ("true", "false"):
+        return value == "true"
+    if len(value) > _MAX_NUMBER_CHARS or not _JSON_NUMBER.fullmatch(value):
+        return None
+    try:
+        number = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(number, float) and not math.isfinite(number):
+        return None
+    if isinstance(number, int) and not _BIGINT_MIN <= number <= _BIGINT_MAX:
+        return None
+    return number
 
 
 async def fetch_planned_for_values(engine: AsyncEngine, query: Any) -> list[Any]:

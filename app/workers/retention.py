@@ -1,25 +1,45 @@
-"""Retention: drop whole day partitions once every row in them is past its signal's retention."""
+"""Retention: drop whole day partitions once every row in them is past its table's horizon.
+
+Horizons: each signal's retention setting for its raw data (spans, logs, metric points,
+error events). Aggregates outlive raw data: per-minute dashboard rollups are kept
+max(retention_traces, the longest SLO window) and SLO counts (slo_minutes; slo_hours by
+DELETE) the longest SLO window, at least 3 days (the longest burn-rate window), so SLO
+windows and dashboards stay complete whatever the spans' retention. Error groups are not
+partitioned: a group keeps its count and first/last seen after its events are dropped.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.db.partitions import PartitionManager, list_partitions
+from app.db.tables import slo_hours
+from app.domain.error_budget import BURN_RATE_WINDOWS
+from app.store.slos import longest_window_s
 
 log = logging.getLogger(__name__)
 
 RETENTION_OF = {
     "spans": "retention_traces",
-    "span_rollups": "retention_traces",
     "logs": "retention_logs",
     "metric_points": "retention_metrics",
     "error_events": "retention_errors",
 }
+
+
+async def horizons_s(engine: AsyncEngine, settings: Settings) -> dict[str, float]:
+    """How long each partitioned table keeps its rows, in seconds."""
+    async with engine.connect() as connection:
+        longest_slo_s = await longest_window_s(connection)
+    kept = {table: settings.seconds(setting) for table, setting in RETENTION_OF.items()}
+    kept["span_rollups"] = max(settings.seconds("retention_traces"), longest_slo_s)
+    kept["slo_minutes"] = max(longest_slo_s, max(BURN_RATE_WINDOWS.values()))
+    return kept
 
 
 async def drop_expired(
@@ -30,8 +50,8 @@ async def drop_expired(
 ) -> list[str]:
     now = now or datetime.now(UTC)
     dropped = []
-    for table, setting in RETENTION_OF.items():
-        horizon = now - timedelta(seconds=settings.seconds(setting))
+    for table, kept_s in (await horizons_s(engine, settings)).items():
+        horizon = now - timedelta(seconds=kept_s)
         for name, day in await list_partitions(engine, table):
             day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
             if day_end > horizon:
@@ -43,4 +63,14 @@ async def drop_expired(
                 partitions.forget(table, day)
             dropped.append(name)
             log.info("dropped expired partition", extra={"partition": name})
+        if table == "slo_minutes":
+            await _drop_hours(engine, horizon)
     return dropped
+
+
+async def _drop_hours(engine: AsyncEngine, horizon: datetime) -> None:
+    """slo_hours is small (24 rows a day per SLO) and not partitioned: delete what the
+    dropped minute partitions covered (whole days before the horizon's)."""
+    day = horizon.replace(hour=0, minute=0, second=0, microsecond=0)
+    async with engine.begin() as connection:
+        await connection.execute(delete(slo_hours).where(slo_hours.c.hour < day))

@@ -28,6 +28,8 @@ class Job:
     name: str
     interval_s: float
     run: Callable[[AsyncEngine], Awaitable[None]]
+    # Awaited once at shutdown, after the job's loop has ended (e.g. to finish sends).
+    close: Callable[[], Awaitable[None]] | None = None
 
     @property
     def lock_id(self) -> int:
@@ -117,3 +119,9 @@ class Workers:
             for task in self._tasks:
                 task.cancel()
             await running
+        for job in self._jobs:
+            if job.close is not None:
+                try:
+                    await asyncio.wait_for(job.close(), timeout_s)
+                except TimeoutError:
+                    log.warning("worker job did not close in time", extra={"job": job.name})

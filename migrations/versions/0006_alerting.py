@@ -181,7 +181,16 @@ def upgrade() -> None:
         sa.Column("group_key", sa.Text, nullable=False),
         # pending → sent | failed (gave up) | superseded (a newer one of its group replaced it)
         sa.Column("status", sa.Text, nullable=False),
-        sa.Column("payload", JSONB, nullable=False),
+        # The body exactly as it is sent: json (not jsonb) keeps its key order.
+        sa.Column("payload", postgresql.JSON, nullable=False),
+        # Alerts this notification announces as resolved: a newer notification of the
+        # group that supersedes it before delivery carries them on, so no resolve is lost.
+        sa.Column(
+            "resolved_alert_ids",
+            ARRAY(sa.BigInteger),
+            nullable=False,
+            server_default=sa.text("'{}'::bigint[]"),
+        ),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         # A process that took the row to deliver it holds it until then.

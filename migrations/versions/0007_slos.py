@@ -1,4 +1,4 @@
-"""SLOs and their per-minute good/total counts.
+"""SLOs and their good/total counts per minute and per hour.
 
 Revision ID: 0007
 Revises: 0006
@@ -64,9 +64,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("slo_id", "minute"),
         postgresql_partition_by="RANGE (minute)",
     )
+    # The same counts summed per hour, written with the minutes: a status reads whole hours
+    # here and only the partial hours at a window's ends from slo_minutes, so a 30-day window
+    # costs about 720 + 118 rows instead of 43,200 (measured in docs/benchmarks.md).
+    op.create_table(
+        "slo_hours",
+        sa.Column("slo_id", sa.BigInteger, sa.ForeignKey("slos.id", ondelete="CASCADE")),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("good", sa.BigInteger, nullable=False),
+        sa.Column("total", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("slo_id", "hour"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("slo_hours")
     op.drop_table("slo_minutes")
     op.drop_constraint("alert_rules_slo", "alert_rules", type_="foreignkey")
     op.drop_table("slos")

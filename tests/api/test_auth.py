@@ -70,21 +70,24 @@ async def _send(
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "says"),
     [
-        {},
-        {"Authorization": "Bearer"},
-        {"Authorization": "Basic dXNlcjpwYXNz"},
-        {"x-api-key": ""},
+        ({}, "missing API key"),
+        ({"Authorization": "Bearer"}, "no key after 'Bearer'"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "scheme 'Basic' is not supported"),
+        ({"Authorization": "tc_just-the-key"}, "needs the Bearer scheme"),
+        ({"Authorization": "tc_just-the-key and more"}, "scheme is not supported"),
+        ({"x-api-key": ""}, "missing API key"),
     ],
-    ids=["none", "empty bearer", "basic", "empty x-api-key"],
+    ids=["none", "empty bearer", "basic", "no scheme", "a key as scheme", "empty x-api-key"],
 )
 async def test_missing_key_is_401_in_json(
-    anonymous: httpx.AsyncClient, headers: dict[str, str]
+    anonymous: httpx.AsyncClient, headers: dict[str, str], says: str
 ) -> None:
     response, _ = await _send(anonymous, JSON, headers)
     message = _otlp_json_error(response, 401, code_pb2.UNAUTHENTICATED)
-    assert "missing API key" in message
+    assert says in message
+    assert "tc_just-the-key" not in message  # what may be a key is never echoed
     assert response.headers["www-authenticate"] == "Bearer"
 
 

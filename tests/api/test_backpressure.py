@@ -6,7 +6,7 @@ import asyncio
 import uuid
 
 import httpx
-from otlp_testkit import simple_span, traces_pb
+from otlp_testkit import simple_span, span_counts, traces_pb
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -41,13 +41,6 @@ async def test_saturated_writer_refuses_without_losing_acknowledged_spans(
     for answer in refused.values():
         assert answer.headers["Retry-After"] == "5"
         assert answer.headers["content-type"] == "application/x-protobuf"
-    stored = {
-        row["trace_id"].hex(): row["spans"]
-        for row in await db.fetch(
-            "SELECT trace_id, count(*) AS spans FROM spans WHERE trace_id = ANY($1::bytea[]) "
-            "GROUP BY trace_id",
-            [bytes.fromhex(trace_id) for trace_id in answers],
-        )
-    }
+    stored = await span_counts(db, answers)
     assert {trace_id: stored.get(trace_id) for trace_id in accepted} == dict.fromkeys(accepted, 512)
     assert not set(refused) & set(stored)

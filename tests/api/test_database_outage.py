@@ -114,6 +114,21 @@ async def test_outage_answers_503_then_recovers(
     response, span = await _post(proxied, PROTOBUF, authorization=f"Bearer {fresh_key}")
     _assert_unavailable(response, PROTOBUF)
     refused.append(span)
+    # Native ingest answers the same way, in the /api error shape.
+    span = simple_span()
+    native = {
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "name": span.name,
+        "service": "outage",
+        "start_time": span.start_ns / 1e9,
+        "duration_ms": 1,
+    }
+    response = await proxied.post("/api/v1/ingest/spans", json={"spans": [native]})
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "7"
+    assert response.json()["error"]["code"] == "unavailable"
+    refused.append(span)
 
     # Queries answer the same way, in the /api error shape.
     query = await proxied.get(f"/api/v1/traces/{before.trace_id}")

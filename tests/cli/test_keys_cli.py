@@ -32,7 +32,7 @@ async def test_create_list_and_revoke(database_url, engine) -> None:
     key = created.stdout.strip()
     assert key.startswith("tc_") and len(key) > 40
     assert "shown once" in created.stderr
-    assert (await KeyStore(engine).lookup(key)).project_name == project
+    assert (await KeyStore(engine, ttl_s=0).lookup(key)).project_name == project
 
     listed = _cli(database_url, "list", "--project", project)
     assert listed.returncode == 0, listed.stderr
@@ -42,7 +42,7 @@ async def test_create_list_and_revoke(database_url, engine) -> None:
     revoked = _cli(database_url, "revoke", key[:10])
     assert revoked.returncode == 0, revoked.stderr
     assert project in revoked.stdout
-    assert await KeyStore(engine).lookup(key) is None
+    assert await KeyStore(engine, ttl_s=0).lookup(key) is None
     again = _cli(database_url, "revoke", key[:10])
     assert again.returncode == 2 and "no active key" in again.stderr
 

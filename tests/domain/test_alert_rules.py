@@ -78,6 +78,8 @@ def test_a_good_rule_round_trips_through_its_stored_form() -> None:
         (rule(annotations={"summary": "{{ $value "}), "annotations"),
         (rule(annotations={"runbook_url": "ftp://x"}), "annotations"),
         (rule(channels=["slack"]), "channels"),
+        (rule(channels=[2**70]), "channels"),
+        (rule(channels=[0]), "channels"),
         (rule(extra="x"), "extra"),
         (with_query(aggregation="median"), "query.aggregation"),
         (with_query(aggregation="p95", field="cost_usd"), "query.field"),

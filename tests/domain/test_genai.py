@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain.genai import GenAIUsage, extract_genai, parse_amount, parse_count
+from app.domain.genai import (
+    MAX_COST_USD,
+    MAX_TOKENS,
+    GenAIUsage,
+    extract_genai,
+    parse_amount,
+    parse_count,
+)
 
 
 def test_no_genai_attribute_gives_none() -> None:
@@ -156,3 +163,24 @@ def test_non_string_names_are_ignored() -> None:
 
 def test_span_with_only_unread_genai_keys_still_counts() -> None:
     assert extract_genai({"gen_ai.agent.name": "planner"}) == GenAIUsage()
+
+
+@pytest.mark.parametrize(
+    ("attributes", "tokens", "cost"),
+    [
+        ({"gen_ai.usage.input_tokens": 2**62, "gen_ai.usage.cost": 1e308}, None, None),
+        ({"gen_ai.usage.input_tokens": "1e300", "gen_ai.usage.cost": "1e7"}, None, None),
+        (
+            {"gen_ai.usage.input_tokens": MAX_TOKENS, "gen_ai.usage.cost": MAX_COST_USD},
+            MAX_TOKENS,
+            MAX_COST_USD,
+        ),
+    ],  # fmt: skip
+)
+def test_counts_and_costs_past_any_call_are_ignored(
+    attributes: dict[str, object], tokens: int | None, cost: float | None
+) -> None:
+    # Larger values would overflow the 64-bit sums of rollups and fail the whole batch.
+    usage = extract_genai(attributes)
+    assert usage is not None
+    assert (usage.input_tokens, usage.client_cost_usd) == (tokens, cost)

@@ -145,6 +145,16 @@ def test_histogram_quantile_edges() -> None:
     assert histogram_quantile(0.5, [1.0], [0.0, 0.0]) is None  # empty
 
 
+def test_histogram_quantile_on_a_bucket_edge_before_empty_buckets() -> None:
+    # Prometheus picks the first bucket whose cumulative count reaches the rank. A rank that
+    # ends a bucket exactly is that bucket's upper bound, even when only empty buckets (or
+    # +Inf) follow: not the next non-empty bucket's start, not the last bound.
+    bounds, counts = [1.0, 2.0, 4.0, 8.0], [1.0, 1.0, 0.0, 0.0, 2.0]
+    assert histogram_quantile(0.5, bounds, counts) == 2.0  # rank 2 = end of (1, 2]
+    assert histogram_quantile(0.25, bounds, counts) == 1.0  # rank 1 = end of (0, 1]
+    assert histogram_quantile(1.0, [1.0, 2.0, 4.0], [0.0, 3.0, 0.0, 0.0]) == 2.0
+
+
 def test_rebucket_splits_by_width_and_keeps_overflow_above_the_last_bound() -> None:
     assert rebucket([0.0, 10.0], [0.0, 10.0, 0.0], [0.0, 5.0, 10.0]) == [0.0, 5.0, 5.0, 0.0]
     assert rebucket([10.0], [10.0, 0.0], [5.0, 10.0]) == [5.0, 5.0, 0.0]
@@ -205,6 +215,13 @@ def test_exponential_quantile_negative_and_zero_buckets() -> None:
     assert exponential_quantile(0.99, buckets) == pytest.approx(2**0.98)
     assert exponential_quantile(0.5, Exponential(0, zero_count=4.0)) == 0.0
     assert exponential_quantile(0.5, Exponential(0)) is None
+
+
+def test_exponential_quantile_on_a_bucket_edge_before_empty_buckets() -> None:
+    # Rank 2 ends bucket 0, (1, 2]; buckets 1 and 2 are empty, bucket 3 is (8, 16].
+    buckets = Exponential(0, positive={0: 2.0, 1: 0.0, 2: 0.0, 3: 2.0})
+    assert exponential_quantile(0.5, buckets) == pytest.approx(2.0)
+    assert exponential_quantile(1.0, Exponential(0, positive={0: 2.0, 1: 0.0})) == 2.0
 
 
 def test_downscale_and_merge_at_the_smallest_scale() -> None:

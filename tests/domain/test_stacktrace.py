@@ -7,6 +7,7 @@ import json
 import pytest
 
 from app.domain.stacktrace import (
+    MAX_FRAME_LINE_CHARS,
     Frame,
     guess_in_app,
     normalize_filename,
@@ -344,3 +345,11 @@ def test_structured_js_frames_normalize_filenames() -> None:
         [{"filename": "https://x.io/main.3f2a1b.js?v=1", "function": "f", "lineno": 1, "colno": 9}]
     )
     assert frames == [Frame("f", None, "https://x.io/main.<hash>.js", 1, 9, True)]
+
+
+def test_javascript_lines_too_long_for_a_frame_are_not_read_as_frames() -> None:
+    # On one long line the frame patterns backtrack quadratically; such a line is no frame.
+    long_line = "    at " + "f" * MAX_FRAME_LINE_CHARS + " (app.js:1:2)"
+    stack = f"Error: boom\n{long_line}\n    at handler (server.js:10:5)"
+    assert [frame.function for frame in parse_stacktrace(stack)] == ["handler"]
+    assert parse_stacktrace("at a (" * 3000) == []

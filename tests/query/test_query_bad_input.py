@@ -75,10 +75,10 @@ async def test_bad_log_search(
 
 
 async def test_limits_name_the_maximum(client: httpx.AsyncClient) -> None:
-    await expect_error(client, "/api/v1/traces", {"limit": 101}, 422, "limit", "100")
-    await expect_error(client, "/api/v1/traces", {"limit": 0}, 422, "limit", "1")
-    await expect_error(client, "/api/v1/traces", {"limit": "many"}, 422, "limit")
-    await expect_error(client, "/api/v1/logs", {"limit": 1001}, 422, "limit", "1000")
+    await expect_error(client, "/api/v1/traces", {"limit": 101}, 400, "limit", "100")
+    await expect_error(client, "/api/v1/traces", {"limit": 0}, 400, "limit", "1")
+    await expect_error(client, "/api/v1/traces", {"limit": "many"}, 400, "limit")
+    await expect_error(client, "/api/v1/logs", {"limit": 1001}, 400, "limit", "1000")
     await get_ok(client, "/api/v1/traces", {"limit": 100})
     await get_ok(client, "/api/v1/logs", {"limit": 1000})
     await expect_error(client, "/api/v1/services", {"start": "soon"}, 400, "start")

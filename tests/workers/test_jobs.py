@@ -4,7 +4,7 @@ and the advisory lock lets one process run a job at a time."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 from sqlalchemy import text
@@ -106,3 +106,28 @@ async def test_job_runs_in_one_process_at_a_time(engine, database_url) -> None:
             text("SELECT pg_try_advisory_lock(:id)"), {"id": job.lock_id}
         )
         await connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": job.lock_id})
+
+
+async def test_retention_keeps_the_day_that_holds_the_horizon(engine) -> None:
+    """Data is kept for at least its retention: the day the horizon falls in stays whole.
+
+    Days in 2001, far behind every other test's data, so only this test's partitions are
+    past the horizon of its `now`.
+    """
+    partitions = PartitionManager(engine)
+    settings = Settings(retention_traces="7d", retention_logs="7d")
+    boundary, before = date(2001, 3, 3), date(2001, 3, 2)
+    for table in ("spans", "logs"):
+        await partitions.ensure(table, [before, boundary])
+    # Horizon 2001-03-03 12:00: the boundary day holds data younger than 7 days.
+    await drop_expired(engine, settings, partitions, now=datetime(2001, 3, 10, 12, tzinfo=UTC))
+    for table in ("spans", "logs"):
+        days = {day for _, day in await list_partitions(engine, table)}
+        assert boundary in days, f"{table}: the day holding the horizon was dropped"
+        assert before not in days, f"{table}: a day wholly past the horizon was kept"
+    # Horizon exactly at the boundary day's start: nothing in it is older than 7 days yet.
+    await drop_expired(engine, settings, partitions, now=datetime(2001, 3, 10, tzinfo=UTC))
+    assert boundary in {day for _, day in await list_partitions(engine, "spans")}
+    # Once the horizon reaches the day's end, the whole day is past it.
+    await drop_expired(engine, settings, partitions, now=datetime(2001, 3, 11, tzinfo=UTC))
+    assert boundary not in {day for _, day in await list_partitions(engine, "spans")}

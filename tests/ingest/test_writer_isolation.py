@@ -1,0 +1,78 @@
+"""Group commit: a request whose rows PostgreSQL refuses fails alone, never its flush-mates."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.auth import ensure_project
+from app.config import Settings
+from app.db.engine import create_engine
+from app.db.partitions import PartitionManager
+from app.ingest.native import decode_native_spans
+from app.ingest.otlp_common import DecodeLimits
+from app.ingest.rows import span_rows
+from app.ingest.writer import GroupCommitWriter, TableRows, WriteRejected
+
+HOUR_NS = 3600 * 10**9
+
+
+def _rows(project_id: int, trace_id: str, count: int = 3) -> TableRows:
+    """Rows of `count` valid spans, built by the real decoder and row builder."""
+    now = time.time_ns()
+    document = {
+        "spans": [
+            {
+                "trace_id": trace_id,
+                "span_id": f"{index + 1:016x}",
+                "name": "step",
+                "service": "isolation",
+                "start_time": now / 1e9 - 60,
+                "duration_ms": 5,
+            }
+            for index in range(count)
+        ]
+    }
+    batch = decode_native_spans(document, DecodeLimits(now - HOUR_NS, now + HOUR_NS))
+    assert batch.rejected == 0
+    return span_rows(project_id, batch.items)
+
+
+async def test_one_refused_request_does_not_fail_the_others_in_its_flush(
+    engine: AsyncEngine, db: asyncpg.Connection, database_url: str
+) -> None:
+    project_id = await ensure_project(engine, f"isolation-{uuid.uuid4().hex[:8]}")
+    # The writer's own engine, as in the service: it changes its connections' jsonb codec,
+    # which must not leak into the shared engine other tests read with.
+    writer_engine = create_engine(Settings(database_url=database_url), database_url, pool_size=1)
+    # One flusher: every write below is queued before it wakes, so they share one flush.
+    writer = GroupCommitWriter(writer_engine, PartitionManager(writer_engine), flushers=1)
+    await writer.start()
+    try:
+        good = [uuid.uuid4().hex for _ in range(4)]
+        bad_trace = uuid.uuid4().hex
+        bad = _rows(project_id, bad_trace)
+        name = list(bad.columns).index("name")
+        # NULL in a NOT NULL column: PostgreSQL refuses the COPY (a data error, not an outage).
+        bad.rows[1] = (*bad.rows[1][:name], None, *bad.rows[1][name + 1 :])
+        writes = [writer.write([_rows(project_id, trace_id)]) for trace_id in good[:2]]
+        writes.append(writer.write([bad]))
+        writes += [writer.write([_rows(project_id, trace_id)]) for trace_id in good[2:]]
+        results = await asyncio.gather(*writes, return_exceptions=True)
+    finally:
+        await writer.stop()
+        await writer_engine.dispose()
+
+    assert [type(result) for result in results] == [
+        type(None), type(None), WriteRejected, type(None), type(None)
+    ]  # fmt: skip
+    assert "refused" in str(results[2])
+    stored = await db.fetch(
+        "SELECT trace_id, count(*) AS spans FROM spans WHERE project_id = $1 GROUP BY trace_id",
+        project_id,
+    )
+    assert {row["trace_id"].hex(): row["spans"] for row in stored} == dict.fromkeys(good, 3)
