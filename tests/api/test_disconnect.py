@@ -74,8 +74,13 @@ async def test_a_client_leaving_mid_body_is_not_a_server_error(
 
     await _wait_for(all_logged, "the request log lines")
     assert {line["status"] for line in _request_lines(log, path)} == {499}
-    text = log.read_text()
-    assert '"level": "error"' not in text and "Traceback" not in text, text[-3000:]
+    # No error while serving a request (background jobs may log their own).
+    errors = [
+        line
+        for line in map(orjson.loads, log.read_text().splitlines())
+        if line["level"] == "error" and ("request_id" in line or line["logger"] == "uvicorn.error")
+    ]
+    assert not errors, errors
     async with httpx.AsyncClient(base_url=collector.url) as http:
         metrics = (await http.get("/metrics")).text
     route = "telemetry_http_request_duration_seconds_count"
@@ -102,7 +107,12 @@ async def test_work_for_a_client_that_left_is_dropped_and_committed_work_kept(
     db: asyncpg.Connection,
 ) -> None:
     collector = start_collector(
-        env={"TELEMETRY_LOG_LEVEL": "info", "TELEMETRY_DB_STATEMENT_TIMEOUT_S": "60"}
+        env={
+            "TELEMETRY_LOG_LEVEL": "info",
+            "TELEMETRY_DB_STATEMENT_TIMEOUT_S": "60",
+            # Only the writer's flushes may wait for the lock below.
+            "TELEMETRY_WORKERS_ENABLED": "false",
+        }
     )
     key = await make_key(project_name, "ingest")
     auth = {"Authorization": f"Bearer {key}", "Content-Type": PROTOBUF}
