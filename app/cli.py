@@ -43,8 +43,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    # uvicorn re-raises the SIGTERM it caught once it has shut down; exiting through
-    # SystemExit instead lets exit hooks run, such as stopping an embedded PostgreSQL.
+    # Until the server takes over SIGTERM, exiting through SystemExit lets exit hooks run,
+    # such as stopping an embedded PostgreSQL; once serving, SIGTERM is a clean shutdown.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     upgrade_to_head(_database_url())
     workers = max(1, args.workers)
@@ -54,11 +54,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         multiproc_dir = tempfile.mkdtemp(prefix="telemetry-metrics-")
         os.environ[MULTIPROC_ENV] = multiproc_dir
     try:
-        serve(args.host or settings.host, args.port or settings.port, workers)
+        return serve(args.host or settings.host, args.port or settings.port, workers)
     finally:
         if multiproc_dir:
             shutil.rmtree(multiproc_dir, ignore_errors=True)
-    return 0
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:

@@ -56,12 +56,44 @@ class Settings(BaseSettings):
         16384, description="Longer string attribute values are truncated to this length."
     )
 
+    max_inflight_bytes: int = Field(
+        32 * MIB,
+        description="Memory budget per process for ingest requests in flight (bodies as read "
+        "plus an estimate of their decoded records and rows, held until answered); a request "
+        "that does not fit is answered 503 with Retry-After before its body is read.",
+    )
+    max_connections: int = Field(
+        4096,
+        description="Open HTTP connections per process; past this, new connections may only "
+        "call /healthz, /readyz and /metrics (others are answered 503 and closed), and past "
+        "it plus 64 they are closed at once.",
+    )
+    header_read_timeout_s: float = Field(
+        10.0,
+        description="A request's line and headers must arrive within this long of its first "
+        "byte (or of the connection's opening), else the connection is closed.",
+    )
+    body_read_timeout_s: float = Field(
+        60.0,
+        description="A request's body must arrive within this long of its headers, else it is "
+        "answered 408 and the connection is closed.",
+    )
+    keep_alive_timeout_s: float = Field(
+        5.0, description="An idle keep-alive connection is closed after this long."
+    )
+
     db_pool_size: int = Field(10, description="Connections per process for queries and jobs.")
     writer_pool_size: int = Field(
         4, description="Connections per process for the ingest writer (its own pool)."
     )
     db_connect_timeout_s: float = Field(
         5.0, description="Give up connecting after this long (ingest answers 503)."
+    )
+    db_statement_timeout_s: float = Field(
+        10.0,
+        description="PostgreSQL cancels a statement running longer than this (reads then "
+        "answer 503), and the collector gives up on a database silent for 1 s more (a frozen "
+        "server or a partition).",
     )
     writer_max_batch_rows: int = Field(
         20000, description="Most rows one group commit writes in one transaction."

@@ -35,14 +35,17 @@ from app.api import (
 )
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
+from app.api.failsafe import Failsafe
 from app.auth import DEFAULT_PROJECT, KeyStore, ensure_project
 from app.config import Settings, get_settings
 from app.db.embedded import start_embedded
-from app.db.engine import create_engine
+from app.db.engine import create_engine, database_responds
 from app.db.migrate import head_revision
 from app.db.partitions import PARTITIONED_TABLES, PartitionManager
+from app.ingest.admission import Admission
 from app.ingest.enrich import Enricher
 from app.ingest.error_groups import ERROR_EVENTS_HOOK
+from app.ingest.offload import Offload
 from app.ingest.rollups import SPANS_HOOK
 from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
@@ -58,6 +61,10 @@ from app.workers.slo_counts import count_slos
 from app.workers.storage_stats import record_storage_stats
 
 log = logging.getLogger("app")
+# At shutdown, after in-flight requests were answered (or cut off), background jobs get
+# this long to finish their round and the writer as long to commit what is still queued
+# (the rest is answered 503); both fit in serve's kill deadline.
+WRITER_DRAIN_S = 2.0
 _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
 
@@ -126,6 +133,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_queued_rows=settings.writer_max_queued_rows,
         commit_timeout_s=settings.writer_commit_timeout_s,
         hooks={"error_events": ERROR_EVENTS_HOOK, "spans": SPANS_HOOK},
+        probe=lambda: database_responds(url, settings.db_connect_timeout_s),
     )
     default_project_id = 0
     try:
@@ -150,13 +158,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         series=SeriesRegistry(engine, settings.max_series_per_metric),
         default_project_id=default_project_id,
         head_revision=head_revision(),
+        admission=Admission(settings.max_inflight_bytes),
+        offload=Offload(),
     )
     log.info("collector started", extra={"auth_enabled": settings.auth_enabled})
     try:
         yield
     finally:
-        await workers.stop()
-        await writer.stop()
+        await workers.stop(timeout_s=WRITER_DRAIN_S)
+        await writer.stop(timeout_s=WRITER_DRAIN_S)
+        app.state.services.offload.close()
         await writer_engine.dispose()
         await engine.dispose()
         if read_engine is not engine:
@@ -250,6 +261,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ]
     for router in routers:
         app.include_router(router)
+    app.add_middleware(Failsafe)  # inside RequestContext, which logs what it answers
     app.add_middleware(RequestContext)
     return app
 

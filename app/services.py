@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.auth import KeyStore
 from app.config import Settings
 from app.db.partitions import PartitionManager
+from app.ingest.admission import Admission
 from app.ingest.enrich import Enricher
+from app.ingest.offload import Offload
 from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 
@@ -26,3 +28,6 @@ class Services:
     series: SeriesRegistry
     default_project_id: int
     head_revision: str
+    # Ingest: the in-flight byte budget, and the threads that decode and build rows.
+    admission: Admission
+    offload: Offload

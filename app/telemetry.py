@@ -45,6 +45,11 @@ REQUEST_DURATION = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+INGEST_INFLIGHT_BYTES = Gauge(
+    "telemetry_ingest_inflight_bytes",
+    "Bytes reserved by ingest requests in flight (bodies plus their decoded estimate).",
+    multiprocess_mode="livesum",
+)
 WRITER_QUEUE_ROWS = Gauge(
     "telemetry_writer_queue_rows",
     "Rows waiting for the group-commit writer.",

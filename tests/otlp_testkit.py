@@ -287,7 +287,9 @@ class TcpProxy:
     """Forwards 127.0.0.1:<port> to PostgreSQL; `stop()` refuses and cuts every connection.
 
     Stopping simulates the database going away under a running collector; `start()` again
-    on the same port brings it back.
+    on the same port brings it back. `freeze()` simulates a database that is there but
+    silent (a stopped process, a network partition): connections are still accepted, open
+    ones stay open, and nothing is forwarded either way until `stop()` and `start()`.
     """
 
     def __init__(self, database_url: str) -> None:
@@ -297,6 +299,7 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._running = threading.Event()
+        self._frozen = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> TcpProxy:
@@ -306,9 +309,13 @@ class TcpProxy:
         listener.listen(64)
         listener.settimeout(0.05)
         self._listener = listener
+        self._frozen.clear()
         self._running.set()
         self._spawn(self._accept_loop, listener)
         return self
+
+    def freeze(self) -> None:
+        self._frozen.set()
 
     def stop(self) -> None:
         self._running.clear()
@@ -336,6 +343,10 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if self._frozen.is_set():
+                with self._lock:
+                    self._sockets.add(client)  # held open, never answered
+                continue
             try:
                 server = socket.socket(self.family, socket.SOCK_STREAM)
                 server.connect(self.upstream)
@@ -350,6 +361,9 @@ class TcpProxy:
         pair = {client: server, server: client}
         try:
             while self._running.is_set():
+                if self._frozen.is_set():
+                    time.sleep(0.05)
+                    continue
                 readable, _, _ = select.select(list(pair), [], [], 0.05)
                 for sock in readable:
                     data = sock.recv(65536)

@@ -249,3 +249,83 @@ def shift_to_now(document: Any, now_ns: int | None = None) -> Any:
 
     shift(document)
     return document
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class ConnectionClosed(Exception):
+    """The server closed the connection (or reset it)."""
+
+
+class RawHttp:
+    """One HTTP/1.1 connection written by hand, for what a client library will not do: send a
+    head without its body, stop mid-body, or see exactly when the server answers or closes."""
+
+    def __init__(self, port: int, timeout_s: float = 10.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+        self._buffer = b""
+
+    @staticmethod
+    def head(method: str, path: str, headers: dict[str, str]) -> bytes:
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            "Host: collector",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except (ConnectionResetError, BrokenPipeError) as error:
+            raise ConnectionClosed() from error
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> RawResponse:
+        head = self.head(method, path, {"Content-Length": str(len(body)), **(headers or {})})
+        self.send(head + body)
+        return self.response()
+
+    def response(self) -> RawResponse:
+        """Read one whole answer (Content-Length framed); raises `ConnectionClosed`."""
+        while b"\r\n\r\n" not in self._buffer:
+            self._fill()
+        head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        size = int(headers.get("content-length", "0"))
+        while len(self._buffer) < size:
+            self._fill()
+        body, self._buffer = self._buffer[:size], self._buffer[size:]
+        return RawResponse(int(status_line.split()[1]), headers, body)
+
+    def closed_by_server(self) -> bool:
+        """Wait (up to the socket timeout) for the server to close; True if it did."""
+        try:
+            while True:
+                self._fill()
+        except ConnectionClosed:
+            return True
+        except TimeoutError:
+            return False
+
+    def _fill(self) -> None:
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError) as error:
+            raise ConnectionClosed() from error
+        if not data:
+            raise ConnectionClosed()
+        self._buffer += data
+
+    def close(self) -> None:
+        self.sock.close()

@@ -78,6 +78,13 @@ async def authorize(request: Request, scope: str) -> Principal:
 
 
 async def read_principal(request: Request) -> Principal:
+    services = get_services(request)
+    if services.read_engine is services.engine and services.writer.breaker.is_open:
+        # Ingest has found the database away: a read would only wait for it to time out.
+        raise ServiceUnavailable(
+            "the database is unavailable; retry later",
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        )
     return await authorize(request, "read")
 
 

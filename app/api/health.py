@@ -22,6 +22,11 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="The database is reachable and the schema is at head")
 async def readyz(services: ServicesDep) -> JSONResponse:
     checks: dict[str, str] = {}
+    if services.writer.breaker.is_open:
+        # Ingest already found the database away and probes it twice a second: answer now
+        # rather than wait for a connection to a silent server to time out.
+        checks["database"] = "unreachable: not answering (ingest answers 503 until it does)"
+        return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
     try:
         async with asyncio.timeout(services.settings.db_connect_timeout_s):
             async with services.engine.connect() as connection:

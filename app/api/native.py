@@ -2,8 +2,8 @@
 
 Answers `{"accepted": n, "rejected": [{"index": i, "reason": "..."}]}` for a well-formed
 body, whatever the share of bad items; a body that is not the expected JSON is a 400.
-Outages answer 503 and saturation 429, both with Retry-After; nothing is acknowledged
-before it is committed.
+Outages answer 503 and saturation 429 (decided before the body is read when it can be),
+both with Retry-After; nothing is acknowledged before it is committed.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
-from app.api.body import read_limited
+from app.api.body import ClientGone, read_body, unless_disconnected
 from app.api.deps import authorize, get_services
 from app.api.docs import inline_definitions
 from app.api.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, TooManyRequests
@@ -23,6 +24,7 @@ from app.api.errors import UnsupportedMediaType as UnsupportedMediaTypeError
 from app.api.otlp import decode_limits
 from app.domain.metrics import MetricBatch
 from app.ingest import payload
+from app.ingest.admission import Overloaded, Ticket
 from app.ingest.native import (
     NativeBatch,
     decode_native_errors,
@@ -42,15 +44,11 @@ from app.telemetry import INGEST_ITEMS, INGEST_REQUESTS
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
 
 
-async def read_document(request: Request, services: Services) -> Any:
-    settings = services.settings
+async def read_document(request: Request, services: Services, ticket: Ticket) -> bytes:
+    """The JSON body's bytes (decompressed), reserved on `ticket`; parsed off the loop later."""
     try:
         payload.media_type(request.headers.get("content-type"), accepted=(payload.JSON,))
-        body = await read_limited(request, settings.max_body_bytes)
-        body = payload.decompress(
-            body, request.headers.get("content-encoding"), settings.max_decompressed_bytes
-        )
-        return payload.parse_json(body)
+        return await read_body(request, services.settings, ticket, services.offload)
     except payload.UnsupportedMediaType as error:
         raise UnsupportedMediaTypeError(str(error)) from None
     except payload.PayloadTooLarge as error:
@@ -68,31 +66,64 @@ async def ingest(
     """Decode, store, answer. `store` may refuse items (position in `items` → reason)."""
     services = get_services(request)
     principal = await authorize(request, "ingest")
-    document = await read_document(request, services)
     try:
-        batch = decode(document, services)
-    except MalformedPayload as error:
-        INGEST_REQUESTS.labels(signal, "native", "rejected").inc()
-        raise BadRequest(str(error)) from None
-    retry = {"Retry-After": str(services.settings.retry_after_s)}
-    try:
-        refused = await store(services, principal.project_id, batch.items)
-    except WriterSaturated as error:
+        with services.admission.ticket() as ticket:
+            body = await read_document(request, services, ticket)
+            work = _decode_and_store(services, principal.project_id, signal, body, decode, store)
+            batch, refused = await unless_disconnected(request, work)
+    except Overloaded as error:
         INGEST_REQUESTS.labels(signal, "native", "unavailable").inc()
-        raise TooManyRequests(f"collector is saturated: {error}", headers=retry) from None
-    except DatabaseUnavailable:
-        INGEST_REQUESTS.labels(signal, "native", "unavailable").inc()
-        raise ServiceUnavailable(
-            "the database is unavailable; retry later", headers=retry
+        raise TooManyRequests(
+            f"collector is saturated: {error}", headers=_retry(services)
         ) from None
-    except WriteRejected as error:
-        INGEST_REQUESTS.labels(signal, "native", "rejected").inc()
-        raise BadRequest(str(error)) from None
+    except (ClientDisconnect, ClientGone):
+        INGEST_REQUESTS.labels(signal, "native", "disconnected").inc()
+        raise ClientGone() from None
     batch.refuse(refused or {})
     INGEST_REQUESTS.labels(signal, "native", "ok").inc()
     INGEST_ITEMS.labels(signal, "accepted").inc(len(batch.items))
     INGEST_ITEMS.labels(signal, "rejected").inc(batch.rejected)
     return batch, {"accepted": len(batch.items), "rejected": batch.reasons}
+
+
+async def _decode_and_store(
+    services: Services,
+    project_id: int,
+    signal: str,
+    body: bytes,
+    decode: Callable[[Any, Services], NativeBatch],
+    store: Callable[[Services, int, list[Any]], Awaitable[dict[int, str] | None]],
+) -> tuple[NativeBatch, dict[int, str] | None]:
+    try:
+        batch = await services.offload(_parse_and_decode, decode, body, services)
+    except MalformedPayload as error:
+        INGEST_REQUESTS.labels(signal, "native", "rejected").inc()
+        raise BadRequest(str(error)) from None
+    try:
+        return batch, await store(services, project_id, batch.items)
+    except WriterSaturated as error:
+        INGEST_REQUESTS.labels(signal, "native", "unavailable").inc()
+        raise TooManyRequests(
+            f"collector is saturated: {error}", headers=_retry(services)
+        ) from None
+    except DatabaseUnavailable:
+        INGEST_REQUESTS.labels(signal, "native", "unavailable").inc()
+        raise ServiceUnavailable(
+            "the database is unavailable; retry later", headers=_retry(services)
+        ) from None
+    except WriteRejected as error:
+        INGEST_REQUESTS.labels(signal, "native", "rejected").inc()
+        raise BadRequest(str(error)) from None
+
+
+def _parse_and_decode(
+    decode: Callable[[Any, Services], NativeBatch], body: bytes, services: Services
+) -> NativeBatch:
+    return decode(payload.parse_json(body), services)
+
+
+def _retry(services: Services) -> dict[str, str]:
+    return {"Retry-After": str(services.settings.retry_after_s)}
 
 
 _SPANS_EXAMPLE = {
@@ -179,7 +210,7 @@ async def ingest_spans(request: Request) -> dict[str, Any]:
         return decode_native_spans(document, decode_limits(services, "retention_traces"))
 
     async def store(services: Services, project_id: int, items: list[Any]) -> None:
-        await store_spans(services.writer, services.enricher, project_id, items)
+        await store_spans(services.writer, services.enricher, project_id, items, services.offload)
 
     _, answer = await ingest(request, "spans", decode, store)
     return answer
@@ -195,7 +226,7 @@ async def ingest_logs(request: Request) -> dict[str, Any]:
         return decode_native_logs(document, decode_limits(services, "retention_logs"))
 
     async def store(services: Services, project_id: int, items: list[Any]) -> None:
-        await store_logs(services.writer, services.enricher, project_id, items)
+        await store_logs(services.writer, services.enricher, project_id, items, services.offload)
 
     _, answer = await ingest(request, "logs", decode, store)
     return answer
@@ -213,7 +244,12 @@ async def ingest_metrics(request: Request) -> dict[str, Any]:
 
     async def store(services: Services, project_id: int, items: list[Any]) -> dict[int, str]:
         refused = await store_metric_points(
-            services.writer, services.enricher, services.series, project_id, MetricBatch(items)
+            services.writer,
+            services.enricher,
+            services.series,
+            project_id,
+            MetricBatch(items),
+            services.offload,
         )
         limit = services.settings.max_series_per_metric
         return {
@@ -237,7 +273,7 @@ async def ingest_errors(request: Request) -> dict[str, Any]:
         return decode_native_errors(document, limits, time.time_ns())
 
     async def store(services: Services, project_id: int, items: list[Any]) -> None:
-        await store_errors(services.writer, services.enricher, project_id, items)
+        await store_errors(services.writer, services.enricher, project_id, items, services.offload)
 
     batch, answer = await ingest(request, "errors", decode, store)
     answer["fingerprints"] = [

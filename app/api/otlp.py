@@ -3,8 +3,9 @@
 Answers (OTLP/HTTP spec): 200 with an Export*ServiceResponse in the request's content
 type, carrying partial success when some items were rejected; 400 with a google.rpc.Status
 for undecodable data; 413 over a size limit; 415 for other content types; 503 with
-Retry-After while the database is unreachable or the writer is saturated (older SDKs
-retry 503 but not 429). Nothing is answered 200 before it is committed.
+Retry-After while the database is unreachable or the collector is saturated (older SDKs
+retry 503 but not 429), decided before the body is read when it can be. Nothing is
+answered 200 before it is committed, and nothing is answered to a client that left.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from fastapi import APIRouter, Request, Response
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import status_pb2
+from starlette.requests import ClientDisconnect
 
-from app.api.body import read_limited
+from app.api.body import ClientGone, read_body, unless_disconnected
 from app.api.deps import authorize, get_services
 from app.api.errors import ApiError
 from app.auth import Principal
 from app.domain.records import DecodedBatch
 from app.ingest import payload
+from app.ingest.admission import Overloaded
 from app.ingest.otlp_common import NANOS_PER_SECOND, DecodeLimits, MalformedPayload
 from app.ingest.writer import DatabaseUnavailable, WriteRejected, WriterSaturated
 from app.services import Services
@@ -61,16 +64,11 @@ async def receive(request: Request, signal: OtlpSignal) -> Response:
     try:
         media = payload.media_type(request.headers.get("content-type"))
         principal = await authorize(request, "ingest")
-        body = await read_limited(request, settings.max_body_bytes)
-        body = payload.decompress(
-            body, request.headers.get("content-encoding"), settings.max_decompressed_bytes
-        )
-        limits = decode_limits(services, signal.retention_setting)
-        if media == payload.PROTOBUF:
-            batch = signal.decode_protobuf(body, limits)
-        else:
-            batch = signal.decode_json(payload.parse_json(body), limits)
-        await _store(services, principal, batch, signal)
+        with services.admission.ticket() as ticket:
+            body = await read_body(request, settings, ticket, services.offload)
+            batch = await unless_disconnected(
+                request, _decode_and_store(services, principal, signal, media, body)
+            )
     except OtlpFailure as failure:
         return _failure(signal, media, failure)
     except ApiError as error:
@@ -79,18 +77,42 @@ async def receive(request: Request, signal: OtlpSignal) -> Response:
             error.status, error.message, int(retry_after) if retry_after else None
         )
         return _failure(signal, media, failure)
+    except Overloaded as error:
+        failure = OtlpFailure(503, f"collector is saturated: {error}", settings.retry_after_s)
+        return _failure(signal, media, failure)
     except payload.UnsupportedMediaType as error:
         return _failure(signal, media, OtlpFailure(415, str(error)))
     except payload.PayloadTooLarge as error:
         return _failure(signal, media, OtlpFailure(413, str(error)))
     except MalformedPayload as error:
         return _failure(signal, media, OtlpFailure(400, str(error)))
+    except (ClientDisconnect, ClientGone):
+        INGEST_REQUESTS.labels(signal.name, _protocol(media), "disconnected").inc()
+        raise ClientGone() from None
     INGEST_REQUESTS.labels(signal.name, _protocol(media), "ok").inc()
     INGEST_ITEMS.labels(signal.name, "accepted").inc(len(batch.items))
     if batch.rejected:
         INGEST_ITEMS.labels(signal.name, "rejected").inc(batch.rejected)
     message = signal.response(batch.rejected, batch.error_message())
     return _encode(message, media, 200)
+
+
+async def _decode_and_store(
+    services: Services, principal: Principal, signal: OtlpSignal, media: str, body: bytes
+) -> DecodedBatch:
+    limits = decode_limits(services, signal.retention_setting)
+    if media == payload.PROTOBUF:
+        batch = await services.offload(signal.decode_protobuf, body, limits)
+    else:
+        batch = await services.offload(_decode_json, signal.decode_json, body, limits)
+    await _store(services, principal, batch, signal)
+    return batch
+
+
+def _decode_json(
+    decode: Callable[[Any, DecodeLimits], DecodedBatch], body: bytes, limits: DecodeLimits
+) -> DecodedBatch:
+    return decode(payload.parse_json(body), limits)
 
 
 async def _store(

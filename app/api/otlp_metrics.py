@@ -21,7 +21,12 @@ async def _store(services: Services, principal: Principal, batch: DecodedBatch) 
     # before the receiver counts and answers.
     assert isinstance(batch, MetricBatch)  # what both metric decoders return
     await store_metric_points(
-        services.writer, services.enricher, services.series, principal.project_id, batch
+        services.writer,
+        services.enricher,
+        services.series,
+        principal.project_id,
+        batch,
+        services.offload,
     )
 
 

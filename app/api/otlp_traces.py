@@ -16,7 +16,9 @@ router = APIRouter()
 
 
 async def _store(services: Services, principal: Principal, batch: DecodedBatch) -> None:
-    await store_spans(services.writer, services.enricher, principal.project_id, batch.items)
+    await store_spans(
+        services.writer, services.enricher, principal.project_id, batch.items, services.offload
+    )
 
 
 def _response(rejected: int, message: str) -> trace_service_pb2.ExportTraceServiceResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import orjson
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -36,7 +37,12 @@ def create_engine(settings: Settings, url: str, *, pool_size: int | None = None)
         pool_timeout=settings.db_connect_timeout_s,
         connect_args={
             "timeout": settings.db_connect_timeout_s,
+            # The server cancels a statement after statement_timeout; a frozen server
+            # cannot, so the client also stops waiting a second later (the pool then
+            # replaces the connection), and the request answers 503 instead of hanging.
+            "command_timeout": settings.db_statement_timeout_s + 1,
             "server_settings": {
+                "statement_timeout": str(int(settings.db_statement_timeout_s * 1000)),
                 "application_name": "telemetry-collector",
                 # The driver prepares statements, and PostgreSQL switches a prepared
                 # statement to a generic plan after five runs. Search plans depend on the
@@ -46,3 +52,26 @@ def create_engine(settings: Settings, url: str, *, pool_size: int | None = None)
             },
         },
     )
+
+
+async def database_responds(url: str, timeout_s: float) -> bool:
+    """Whether the server answers at all within `timeout_s`, on a fresh connection.
+
+    An error sent by the server (too many connections, say) counts as an answer: it is
+    the silent server, stopped or cut off, that this tells apart from a slow one.
+    """
+    try:
+        connection = await asyncpg.connect(asyncpg_dsn(url), timeout=timeout_s)
+    except asyncpg.PostgresError:
+        return True
+    except (OSError, TimeoutError, asyncpg.InterfaceError):
+        return False
+    try:
+        await connection.fetchval("SELECT 1", timeout=timeout_s)
+        return True
+    except asyncpg.PostgresError:
+        return True
+    except (OSError, TimeoutError, asyncpg.InterfaceError):
+        return False
+    finally:
+        connection.terminate()

@@ -38,30 +38,40 @@ def media_type(content_type: str | None, accepted: tuple[str, ...] = (PROTOBUF, 
     return found
 
 
+def content_codings(content_encoding: str | None) -> list[str]:
+    """The codings to undo, in the order they were applied (identity left out).
+
+    Raises `UnsupportedMediaType` for a coding the collector cannot undo, so that it is
+    refused before the body is read.
+    """
+    codings = []
+    for part in (content_encoding or "").split(","):
+        coding = part.strip().lower()
+        if not coding or coding == "identity":
+            continue
+        if coding not in ("gzip", "x-gzip", "deflate"):
+            raise UnsupportedMediaType(
+                f"Content-Encoding {coding!r} is not supported; use gzip, deflate or identity"
+            )
+        codings.append(coding)
+    return codings
+
+
 def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
     """Undo gzip/deflate, stopping as soon as the output passes `max_bytes`.
 
     A gzip bomb is cut off while it inflates, never materialised in memory.
     """
-    encodings = [
-        part.strip().lower() for part in (content_encoding or "").split(",") if part.strip()
-    ]
-    # Encodings are listed in the order they were applied; undo them last first.
-    for encoding in reversed(encodings):
-        if encoding == "identity":
-            continue
-        if encoding in ("gzip", "x-gzip"):
+    # Codings are listed in the order they were applied; undo them last first.
+    for coding in reversed(content_codings(content_encoding)):
+        if coding in ("gzip", "x-gzip"):
             body = _inflate(body, zlib.MAX_WBITS | 16, max_bytes, "gzip")
-        elif encoding == "deflate":
+        else:
             # RFC 9110 "deflate" is zlib-wrapped, but many clients send raw deflate.
             try:
                 body = _inflate(body, zlib.MAX_WBITS, max_bytes, "deflate")
             except MalformedPayload:
                 body = _inflate(body, -zlib.MAX_WBITS, max_bytes, "deflate")
-        else:
-            raise UnsupportedMediaType(
-                f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or identity"
-            )
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"body is larger than the {max_bytes}-byte limit")
     return body

@@ -7,21 +7,33 @@ from app.domain.logs import LogRecord
 from app.ingest.enrich import Enricher
 from app.ingest.error_groups import error_rows
 from app.ingest.log_rows import log_rows
-from app.ingest.writer import GroupCommitWriter
+from app.ingest.offload import Runner, inline
+from app.ingest.writer import GroupCommitWriter, TableRows
 
 
 async def store_logs(
-    writer: GroupCommitWriter, enricher: Enricher, project_id: int, logs: list[LogRecord]
+    writer: GroupCommitWriter,
+    enricher: Enricher,
+    project_id: int,
+    logs: list[LogRecord],
+    run: Runner = inline,
 ) -> None:
-    """Redact, then write; returns once the rows are committed (raises a `WriterError`)."""
+    """Redact, then write; returns once the rows are committed (raises a `WriterError`).
+
+    `run` runs the CPU-bound part (redaction, rows), e.g. on a thread.
+    """
     if not logs:
         return
+    await writer.write(await run(log_parts, enricher, project_id, logs))
+
+
+def log_parts(enricher: Enricher, project_id: int, logs: list[LogRecord]) -> list[TableRows]:
     redact(enricher, logs)
     parts = [log_rows(project_id, logs)]
     errors = errors_from_logs(logs)
     if errors:
         parts.append(error_rows(project_id, errors))
-    await writer.write(parts)
+    return parts
 
 
 def errors_from_logs(logs: list[LogRecord]) -> list[ErrorEvent]:

@@ -11,6 +11,7 @@ from app.domain.metrics import (
 )
 from app.ingest.enrich import Enricher
 from app.ingest.metric_rows import metric_point_rows
+from app.ingest.offload import Runner, inline
 from app.ingest.series import NewSeries, SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 
@@ -21,22 +22,30 @@ async def store_metric_points(
     registry: SeriesRegistry,
     project_id: int,
     batch: MetricBatch,
+    run: Runner = inline,
 ) -> set[int]:
     """Store `batch.items`; points of series refused by the limit move to `batch.rejected`.
 
     Returns the refused series ids once the points are committed; raises the writer's
-    errors (and `DatabaseUnavailable` from series registration) otherwise.
+    errors (and `DatabaseUnavailable` from series registration) otherwise. `run` runs the
+    CPU-bound parts (redaction, series identities, rows), e.g. on a thread.
     """
     points: list[MetricPoint] = batch.items
     if not points:
         return set()
-    redact(enricher, points)
-    candidates = assign_series(registry, project_id, points)
+    candidates = await run(_redact_and_assign, enricher, registry, project_id, points)
     refused = await registry.admit(project_id, candidates) if candidates else set()
     if refused:
         points = _reject_refused(batch, points, refused, registry.max_series_per_metric)
-    await writer.write([metric_point_rows(project_id, points)])
+    await writer.write([await run(metric_point_rows, project_id, points)])
     return refused
+
+
+def _redact_and_assign(
+    enricher: Enricher, registry: SeriesRegistry, project_id: int, points: list[MetricPoint]
+) -> dict[int, NewSeries]:
+    redact(enricher, points)
+    return assign_series(registry, project_id, points)
 
 
 def redact(enricher: Enricher, points: list[MetricPoint]) -> None:

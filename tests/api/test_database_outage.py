@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from google.rpc import code_pb2, status_pb2
 from otlp_testkit import (
@@ -72,6 +73,21 @@ def _assert_unavailable(response: httpx.Response, media: str) -> str:
         code, message = status.code, status.message
     assert code == code_pb2.UNAVAILABLE
     return message
+
+
+async def _until_accepted(
+    http: httpx.AsyncClient, media: str, within_s: float
+) -> tuple[httpx.Response, Any]:
+    """Post until a 200 (every other answer must be a proper 503); the last answer."""
+    deadline = time.monotonic() + within_s
+    while True:
+        response, span = await _post(http, media)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        _assert_unavailable(response, media)
+        await asyncio.sleep(0.25)
+    assert response.status_code == 200, response.text
+    return response, span
 
 
 async def test_outage_answers_503_then_recovers(
@@ -138,14 +154,7 @@ async def test_outage_answers_503_then_recovers(
     assert (await proxied.get("/healthz")).status_code == 200
 
     proxy.start()
-    deadline = time.monotonic() + 20
-    while True:
-        response, after = await _post(proxied, JSON)
-        if response.status_code == 200 or time.monotonic() > deadline:
-            break
-        _assert_unavailable(response, JSON)
-        await asyncio.sleep(0.25)
-    assert response.status_code == 200, response.text
+    response, after = await _until_accepted(proxied, JSON, within_s=20)
     assert response.json() == {}
     response, after_fresh = await _post(proxied, JSON, authorization=f"Bearer {fresh_key}")
     assert response.status_code == 200, response.text
@@ -158,3 +167,75 @@ async def test_outage_answers_503_then_recovers(
     )
     # Only what was acknowledged is there: a 503 stored nothing.
     assert stored == sorted([before.span_id, after.span_id, after_fresh.span_id])
+
+
+async def test_frozen_database_is_answered_like_a_down_one(
+    proxy: TcpProxy,
+    database_url: str,
+    start_collector: Callable[..., Collector],
+    key: str,
+    db: asyncpg.Connection,
+    project_name: str,
+) -> None:
+    """A database that accepts connections and never answers (SIGSTOP, a partition)."""
+    running = start_collector(
+        database_url=via_proxy(database_url, proxy.port),
+        env={
+            "TELEMETRY_DB_CONNECT_TIMEOUT_S": "2",
+            "TELEMETRY_DB_STATEMENT_TIMEOUT_S": "2",
+            "TELEMETRY_RETRY_AFTER_S": "7",
+        },
+    )
+    async with httpx.AsyncClient(
+        base_url=running.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as http:
+        # Warm both pools, so frozen connections are what the collector holds.
+        response, before = await _post(http, PROTOBUF)
+        assert response.status_code == 200, response.text
+        assert (await http.get(f"/api/v1/traces/{before.trace_id}")).status_code == 200
+
+        proxy.freeze()
+        # A read meets the frozen connections first: the statement timeout ends it.
+        started = time.monotonic()
+        query = await http.get(f"/api/v1/traces/{before.trace_id}")
+        assert time.monotonic() - started < 15, "a read hung on the frozen database"
+        assert query.status_code == 503, query.text
+        assert query.headers["retry-after"] == "7"
+        assert query.json()["error"]["code"] == "unavailable"
+
+        refused = []
+        for media in (PROTOBUF, JSON, PROTOBUF):
+            started = time.monotonic()
+            response, span = await _post(http, media)
+            # The commit timeout is 30 s; a frozen database must not take that long.
+            assert time.monotonic() - started < 10, "ingest hung on the frozen database"
+            assert "database is unavailable" in _assert_unavailable(response, media)
+            refused.append(span)
+
+        # Now that ingest has found the database away, reads are refused at once too.
+        started = time.monotonic()
+        query = await http.get(f"/api/v1/traces/{before.trace_id}")
+        assert query.status_code == 503, query.text
+        assert time.monotonic() - started < 2
+        health = await http.get("/healthz", timeout=5)
+        assert health.status_code == 200
+        started = time.monotonic()
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"].startswith("unreachable")
+        assert time.monotonic() - started < 5, "readiness waited for the frozen database"
+
+        # The partition heals: connections made while it lasted are gone, new ones work.
+        proxy.stop()
+        proxy.start()
+        response, after = await _until_accepted(http, PROTOBUF, within_s=30)
+        assert (await http.get(f"/api/v1/traces/{after.trace_id}")).status_code == 200
+
+    stored = await stored_span_ids(
+        db, project_name, [span.trace_id for span in (before, after, *refused)]
+    )
+    assert stored == sorted([before.span_id, after.span_id])
+    # No request failed with a traceback (background jobs may log theirs).
+    assert running.log_path is not None
+    lines = [orjson.loads(line) for line in running.log_path.read_text().splitlines()]
+    assert not [line for line in lines if "exception" in line and "request_id" in line]

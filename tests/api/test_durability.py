@@ -140,14 +140,9 @@ def _stream(url: str, key: str, outcomes: _Outcomes, stop: threading.Event) -> N
                     outcomes.failed_traces.append(trace_id)
 
 
-async def test_sigkill_loses_no_acknowledged_span(
-    start_collector: Callable[..., Collector],
-    key: str,
-    db: asyncpg.Connection,
-    project_name: str,
-    record_property: Callable[[str, object], None],
-) -> None:
-    victim = start_collector()
+async def _stream_until(victim: Collector, key: str, end: Callable[[], object]) -> _Outcomes:
+    """Six clients stream batches until `end()` (run once 150 were acknowledged) stops the
+    collector; each client stops at its first failed request."""
     outcomes = _Outcomes()
     stop = threading.Event()
     threads = [
@@ -157,13 +152,24 @@ async def test_sigkill_loses_no_acknowledged_span(
     for thread in threads:
         thread.start()
     assert await asyncio.to_thread(outcomes.enough.wait, 30)
-    victim.kill()
-    # Each thread stops at its first failed request, which the kill guarantees.
+    await asyncio.to_thread(end)
     for thread in threads:
         await asyncio.to_thread(thread.join, 30)
     stop.set()
     assert not any(thread.is_alive() for thread in threads)
+    assert len(outcomes.acked) >= outcomes.target
+    # Every thread's last request met the stopped collector.
+    assert outcomes.errors == len(threads)
+    return outcomes
 
+
+async def _assert_acknowledged_stored(
+    db: asyncpg.Connection,
+    project_name: str,
+    outcomes: _Outcomes,
+    record_property: Callable[[str, object], None],
+    how: str,
+) -> None:
     acked_spans = sorted(span_id for batch in outcomes.acked for span_id in batch)
     stored = await stored_span_ids(db, project_name, outcomes.acked_traces)
     in_flight_stored = await stored_span_ids(db, project_name, outcomes.failed_traces)
@@ -171,14 +177,42 @@ async def test_sigkill_loses_no_acknowledged_span(
     record_property("failed_requests", len(outcomes.failed_traces))
     record_property("failed_but_stored_spans", len(in_flight_stored))
     print(
-        f"SIGKILL: {len(outcomes.acked)} requests answered 200 ({len(acked_spans)} spans), "
+        f"{how}: {len(outcomes.acked)} requests answered 200 ({len(acked_spans)} spans), "
         f"{len(outcomes.failed_traces)} failed ({outcomes.errors} connection errors, "
         f"statuses {outcomes.statuses}); {len(in_flight_stored)} spans of failed requests "
         "were committed anyway"
     )
-    assert len(outcomes.acked) >= outcomes.target
-    # Every thread's last request met the dead collector.
-    assert outcomes.errors == len(threads)
     assert stored == acked_spans
     # A request is stored whole or not at all (one transaction per group commit).
     assert len(in_flight_stored) % 25 == 0
+
+
+async def test_sigkill_loses_no_acknowledged_span(
+    start_collector: Callable[..., Collector],
+    key: str,
+    db: asyncpg.Connection,
+    project_name: str,
+    record_property: Callable[[str, object], None],
+) -> None:
+    victim = start_collector()
+    outcomes = await _stream_until(victim, key, victim.kill)
+    await _assert_acknowledged_stored(db, project_name, outcomes, record_property, "SIGKILL")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sigterm_answers_what_is_in_flight_and_exits_0(
+    start_collector: Callable[..., Collector],
+    key: str,
+    db: asyncpg.Connection,
+    project_name: str,
+    record_property: Callable[[str, object], None],
+    workers: int,
+) -> None:
+    victim = start_collector(workers=workers)
+    outcomes = await _stream_until(victim, key, victim.stop)
+    assert victim.process is not None
+    assert victim.process.returncode == 0, "a clean shutdown exits 0"
+    # Requests in flight when the signal came were answered, not cut off: the only answers
+    # are 200s (and 503s, should the writer not finish in time), never a 5xx of a bug.
+    assert set(outcomes.statuses) <= {200, 503}
+    await _assert_acknowledged_stored(db, project_name, outcomes, record_property, "SIGTERM")
