@@ -148,19 +148,47 @@ ERROR_SCHEMA = {
     },
     "additionalProperties": False,
 }
+# The Jaeger query API (app/api/jaeger_api.py) answers failures in Jaeger's own envelope.
+JAEGER_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["data", "errors"],
+    "properties": {
+        "data": {"type": "null"},
+        "total": {"type": "integer"},
+        "limit": {"type": "integer"},
+        "offset": {"type": "integer"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["code", "msg"],
+                "properties": {"code": {"type": "integer"}, "msg": {"type": "string"}},
+            },
+        },
+    },
+}
+JAEGER_TAG = "jaeger"
 
 
 def describe_bad_requests(schema: dict[str, Any]) -> None:
     """Document what the validation handler answers: FastAPI lists a 422 with its own
     error shape on every operation that validates input; the collector answers 400 with
     `{"error": {"code", "message"}}`, so that is what the document says."""
-    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    schemas["JaegerError"] = JAEGER_ERROR_SCHEMA
     for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
-        responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
-        if responses.pop("422", None) is not None:
+        if not isinstance(operation, dict):
+            continue
+        responses = operation.get("responses", {})
+        jaeger = JAEGER_TAG in operation.get("tags", [])
+        if responses.pop("422", None) is not None or jaeger:
+            shape = "JaegerError" if jaeger else "Error"
             responses["400"] = {
                 "description": "Bad request: the message names each parameter or field",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}
+                },
             }
     for name in ("HTTPValidationError", "ValidationError"):
         schema["components"]["schemas"].pop(name, None)
