@@ -11,7 +11,8 @@ Contract:
 - Timeseries divide the window into about 60 steps of whole minutes; each array has one
   value per step, oldest first, and `timestamps` gives each step's start. Totals count
   every minute of the window, also the one holding `now` when `now` ends the last step
-  exactly (a minute no step covers).
+  exactly (a minute no step covers). `llm_timeseries` gives tokens and cost per model on
+  the same steps.
 """
 
 from __future__ import annotations
@@ -129,8 +130,51 @@ async def overview(
             ],
             "requests": [stats.count for stats in by_step],
             "errors": [stats.errors for stats in by_step],
+            "p50_ms": [stats.percentile(0.5) for stats in by_step],
             "p95_ms": [stats.percentile(0.95) for stats in by_step],
         },
+    }
+
+
+async def llm_timeseries(
+    engine: AsyncEngine,
+    project_id: int,
+    *,
+    window_s: float,
+    service: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Tokens and cost per model, on the steps `overview` uses (the UI's per-model charts).
+
+    `models` is ordered by cost over the window, most expensive first; each has one value
+    per step (0 where the model made no call).
+    """
+    origin, end, step_minutes = window_bounds(window_s, now)
+    step_s = step_minutes * 60
+    steps = math.ceil((end - origin).total_seconds() / step_s)
+    step = cast(func.floor(extract("epoch", r.c.minute - origin) / step_s), Integer).label("step")
+    async with engine.connect() as connection:
+        read = _reader(connection, project_id, window_s, service, end)
+        found = await read(LLM, keys=[step, r.c.model], sketches=False)
+    per_model: dict[str, list[SpanStats]] = {}
+    for (index, model), stats in found.items():
+        if 0 <= index < steps:
+            per_model.setdefault(model or "", [SpanStats() for _ in range(steps)])[index] = stats
+    ordered = sorted(
+        per_model.items(), key=lambda item: (-sum(s.cost_usd for s in item[1]), item[0])
+    )
+    return {
+        "step": f"{step_minutes}m",
+        "timestamps": [iso(origin + timedelta(seconds=step_s * index)) for index in range(steps)],
+        "models": [
+            {
+                "model": model or None,
+                "input_tokens": [stats.input_tokens for stats in series],
+                "output_tokens": [stats.output_tokens for stats in series],
+                "cost_usd": [round(stats.cost_usd, 6) for stats in series],
+            }
+            for model, series in ordered
+        ],
     }
 
 
