@@ -108,7 +108,7 @@ def render(
         },
         status_code=status_code,
     )
-    fresh = request.state.__dict__.get("ui_new_session")
+    fresh = getattr(request.state, "ui_new_session", None)
     if fresh is not None:
         set_session_cookie(request, response, ui_secret(request), fresh)
     response.headers["Cache-Control"] = "no-store"

@@ -21,7 +21,9 @@ router = APIRouter(include_in_schema=False)
 MAX_LISTED = 200
 
 
-def exhaustion(seconds: float | None) -> str:
+def exhaustion(seconds: float | None, remaining_ratio: float = 1.0) -> str:
+    if remaining_ratio <= 0:
+        return "exhausted"
     if seconds is None:
         return "not burning"
     if seconds <= 0:

@@ -133,7 +133,7 @@ async def viewer_of(request: Request, scope: str = "read") -> Viewer:
     services: Services = request.app.state.services
     session = current_session(request)
     if not services.settings.auth_enabled:
-        session = session or request.state.__dict__.get("ui_new_session")
+        session = session or getattr(request.state, "ui_new_session", None)
         if session is None:
             # An anonymous session is handed out with the page (see `ensure_anonymous`).
             session = new_session(services, None)
@@ -173,7 +173,7 @@ async def checked_form(request: Request, scope: str = "admin") -> tuple[Viewer, 
         raise UiForbidden("this form must be sent from a page of this collector (Origin check)")
     values = await read_form(request)
     sent = values.get("csrf", "")
-    if request.state.__dict__.get("ui_new_session") is not None or not hmac.compare_digest(
+    if getattr(request.state, "ui_new_session", None) is not None or not hmac.compare_digest(
         sent, viewer.csrf
     ):
         raise UiForbidden("the form's CSRF token is missing or stale; reload the page")

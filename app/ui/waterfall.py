@@ -5,9 +5,11 @@ children by start time; a span whose parent is missing from the trace is shown a
 Bars are placed in percent of the trace's duration from its first start.
 
 The critical path is the chain of work the trace's end waited on: from a span's end,
-walk back through its children, latest-ending first, taking each child that started
-before the time reached so far and continuing from that child's start (the method of
-Jaeger's critical-path view). A span is on it when any part of it is.
+walk back through its children, latest-ending first, taking each child that ended by the
+time reached so far (a child ending after its parent counts as ending with it) and
+continuing from that child's start; a child still running then overlapped the chosen one
+and is not on the path (the method of Jaeger's critical-path view). A span is on it when
+any part of it is.
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ def build(trace: dict[str, Any]) -> Waterfall:
         )
         for child in children:
             child_id = child["span_id"]
-            if starts[child_id] < reached:
+            # A child that ends after its parent counts as ending with it; one still
+            # running at `reached` overlapped the chosen child: the parent did not wait on it.
+            if min(ends[child_id], ends[span_id]) <= reached and starts[child_id] < reached:
                 walk_critical(child_id, reached, depth + 1)
                 reached = starts[child_id]
 
