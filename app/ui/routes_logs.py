@@ -13,7 +13,7 @@ from app.api.params import choice
 from app.api.traces import parse_trace_id
 from app.domain.logs import LEVELS
 from app.query.logs import LogFilters, search_logs
-from app.query.services import rollup_service_names
+from app.ui.catalog import service_suggestions
 from app.ui.pages import (
     WINDOWS,
     attribute_pairs,
@@ -70,7 +70,7 @@ async def logs_page(request: Request) -> Response:
             limit=bounded_int(query, "limit", PAGE_SIZE, 1, 1000),
             cursor=text(query, "cursor"),
         ),
-        rollup_service_names(engine, project, start=start, end=end),
+        service_suggestions(engine, project),
     )
     template = "logs_rows.html" if request.headers.get("hx-request") else "logs.html"
     return render(

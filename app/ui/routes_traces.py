@@ -14,9 +14,9 @@ from app.api.traces import milliseconds, parse_trace_id
 from app.domain.records import STATUS_NAMES
 from app.query.errors import events_in_trace
 from app.query.logs import LogFilters, search_logs
-from app.query.services import rollup_service_names
 from app.query.traces import SpanFilters, get_trace, search_traces
 from app.ui import waterfall
+from app.ui.catalog import service_suggestions
 from app.ui.pages import (
     WINDOWS,
     attribute_pairs,
@@ -67,7 +67,7 @@ async def search(request: Request) -> Response:
             limit=limit,
             cursor=text(query, "cursor"),
         ),
-        rollup_service_names(engine, project, start=start, end=end),
+        service_suggestions(engine, project),
     )
     template = "traces_rows.html" if request.headers.get("hx-request") else "traces.html"
     return render(
