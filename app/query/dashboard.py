@@ -40,8 +40,11 @@ def window_bounds(window_s: float, now: datetime | None = None) -> tuple[datetim
     end = now or datetime.now(UTC)
     start = end - timedelta(seconds=window_s)
     origin = start.replace(second=0, microsecond=0)
-    step_minutes = max(1, math.ceil(window_s / 60 / TARGET_STEPS))
-    return origin, end, step_minutes
+    return origin, end, _step_minutes(window_s)
+
+
+def _step_minutes(window_s: float) -> int:
+    return max(1, math.ceil(window_s / 60 / TARGET_STEPS))
 
 
 def _reader(
@@ -63,6 +66,20 @@ def _reader(
     return read
 
 
+def _steps(window_s: float, now: datetime | None) -> tuple[datetime, datetime, int, Any]:
+    """(origin, end, number of steps, the rollup row's step index as a SQL expression)."""
+    origin, end, step_minutes = window_bounds(window_s, now)
+    step_s = step_minutes * 60
+    steps = math.ceil((end - origin).total_seconds() / step_s)
+    step = cast(func.floor(extract("epoch", r.c.minute - origin) / step_s), Integer).label("step")
+    return origin, end, steps, step
+
+
+def _timestamps(window_s: float, origin: datetime, steps: int) -> list[str]:
+    step_s = _step_minutes(window_s) * 60
+    return [iso(origin + timedelta(seconds=step_s * index)) for index in range(steps)]
+
+
 def _ratio(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
@@ -75,10 +92,7 @@ async def overview(
     service: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    origin, end, step_minutes = window_bounds(window_s, now)
-    step_s = step_minutes * 60
-    steps = math.ceil((end - origin).total_seconds() / step_s)
-    step = cast(func.floor(extract("epoch", r.c.minute - origin) / step_s), Integer).label("step")
+    origin, end, steps, step = _steps(window_s, now)
     async with engine.connect() as connection:
         read = _reader(connection, project_id, window_s, service, end)
         per_step = await read(REQUEST, keys=[step])
@@ -124,10 +138,8 @@ async def overview(
             "cache_hit_rate": _ratio(llm.cache_read_tokens, llm.input_tokens),
         },
         "timeseries": {
-            "step": f"{step_minutes}m",
-            "timestamps": [
-                iso(origin + timedelta(seconds=step_s * index)) for index in range(steps)
-            ],
+            "step": f"{_step_minutes(window_s)}m",
+            "timestamps": _timestamps(window_s, origin, steps),
             "requests": [stats.count for stats in by_step],
             "errors": [stats.errors for stats in by_step],
             "p50_ms": [stats.percentile(0.5) for stats in by_step],
@@ -149,10 +161,7 @@ async def llm_timeseries(
     `models` is ordered by cost over the window, most expensive first; each has one value
     per step (0 where the model made no call).
     """
-    origin, end, step_minutes = window_bounds(window_s, now)
-    step_s = step_minutes * 60
-    steps = math.ceil((end - origin).total_seconds() / step_s)
-    step = cast(func.floor(extract("epoch", r.c.minute - origin) / step_s), Integer).label("step")
+    origin, end, steps, step = _steps(window_s, now)
     async with engine.connect() as connection:
         read = _reader(connection, project_id, window_s, service, end)
         found = await read(LLM, keys=[step, r.c.model], sketches=False)
@@ -164,8 +173,8 @@ async def llm_timeseries(
         per_model.items(), key=lambda item: (-sum(s.cost_usd for s in item[1]), item[0])
     )
     return {
-        "step": f"{step_minutes}m",
-        "timestamps": [iso(origin + timedelta(seconds=step_s * index)) for index in range(steps)],
+        "step": f"{_step_minutes(window_s)}m",
+        "timestamps": _timestamps(window_s, origin, steps),
         "models": [
             {
                 "model": model or None,

@@ -17,9 +17,9 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import QueryParams
 
+from app.api.dashboard import parse_window
 from app.api.errors import BadRequest, NotFound
 from app.api.params import time_range
-from app.domain.durations import parse_duration_seconds
 from app.query.cursor import InvalidCursor
 from app.services import Services
 from app.ui.render import render
@@ -27,7 +27,6 @@ from app.ui.session import SignInRequired, UiForbidden, current_session, viewer_
 
 P = ParamSpec("P")
 WINDOWS = ("15m", "1h", "6h", "24h", "7d")
-MAX_WINDOW_S = 31 * 86400
 
 
 def services_of(request: Request) -> Services:
@@ -82,13 +81,7 @@ def text(query: QueryParams, name: str) -> str | None:
 
 def window_seconds(value: str | None, default: str = "1h") -> tuple[str, float]:
     window = value or default
-    try:
-        seconds = parse_duration_seconds(window)
-    except ValueError as error:
-        raise BadRequest(f"window: {error}") from None
-    if not 60 <= seconds <= MAX_WINDOW_S:
-        raise BadRequest("window must be between 1m and 31d")
-    return window, seconds
+    return window, parse_window(window)
 
 
 def time_window(query: QueryParams, default: str = "1h") -> tuple[datetime, datetime, str]:
