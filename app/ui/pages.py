@@ -45,7 +45,11 @@ def guarded(
         try:
             return await handler(*args, **kwargs)
         except SignInRequired as error:
-            return RedirectResponse(f"/ui/login?next={quote(error.next_path)}", status_code=303)
+            target = f"/ui/login?next={quote(error.next_path)}"
+            if request.headers.get("hx-request"):
+                # A fragment's session ended: the whole page goes to sign-in, not the fragment.
+                return Response(status_code=204, headers={"HX-Redirect": target})
+            return RedirectResponse(target, status_code=303)
         except UiForbidden as error:
             return await problem(request, 403, "Not allowed", str(error))
         except (BadRequest, InvalidCursor) as error:

@@ -204,4 +204,6 @@ def safe_next(value: str | None) -> str:
     """Where to go after signing in: a path of this site only (never `//host` or a URL)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        return "/"  # browsers drop tabs and newlines: "/\t/host" would become "//host"
     return value

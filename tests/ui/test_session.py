@@ -26,5 +26,11 @@ def test_csrf_tokens_differ_between_sessions() -> None:
 
 def test_only_local_paths_are_followed_after_sign_in() -> None:
     assert safe_next("/ui/traces?service=a") == "/ui/traces?service=a"
-    for hostile in ("//evil.example", "https://evil.example", "/\\evil.example", "", None):
+    hostile_paths = (
+        "//evil.example",
+        "https://evil.example",
+        "/\\evil.example",
+        "/\t/evil.example",
+    )
+    for hostile in (*hostile_paths, "", None):
         assert safe_next(hostile) == "/"

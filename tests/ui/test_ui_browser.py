@@ -159,6 +159,12 @@ def test_trace_search_waterfall_and_a_spans_logs(site: Site, page) -> None:
     span = page.locator(f"#span-{log['span_id']}")
     span.locator(":scope > summary").click()
     assert span.locator("table.span-logs").inner_text().strip()
+    # A model call shows its GenAI usage: model, tokens and cost.
+    llm = next(item for item in trace["spans"] if (item["gen_ai"] or {}).get("input_tokens"))
+    call = page.locator(f"#span-{llm['span_id']}")
+    call.locator(":scope > summary").click()
+    usage = call.locator("dl.facts").inner_text()
+    assert llm["gen_ai"]["model"] in usage and f"{llm['gen_ai']['input_tokens']:,} in" in usage
     shoot(page, "trace")
     span.get_by_role("link", name="Open this span's logs in Logs").click()
     page.wait_for_url("**/ui/logs?*span_id=*")

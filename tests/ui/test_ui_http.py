@@ -19,6 +19,9 @@ def test_pages_need_sign_in(site: Site) -> None:
             assert answer.status_code == 303, path
             assert answer.headers["location"].startswith("/ui/login?next=")
         assert client.get("/ui/login").status_code == 200
+        fragment = client.get("/ui/overview/llm", headers={"HX-Request": "true"})
+        assert fragment.status_code == 204
+        assert fragment.headers["hx-redirect"].startswith("/ui/login?next=")
 
 
 def test_sign_in_sets_a_strict_httponly_cookie_without_the_key(site: Site) -> None:

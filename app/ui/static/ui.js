@@ -62,9 +62,4 @@
     });
   });
 
-  // Confirm buttons (resolve, ignore, silence) ask before they change state.
-  document.addEventListener("submit", function (event) {
-    var message = event.target.getAttribute("data-confirm");
-    if (message && !window.confirm(message)) event.preventDefault();
-  });
 })();
