@@ -41,8 +41,9 @@ class Settings(BaseSettings):
     )
     ui_secret: str = Field(
         "",
-        description="Key that signs UI session cookies; unset: a random one per process, so "
-        "sign-ins last until a restart and are not shared between workers.",
+        description="Key that signs UI session cookies; unset: a random one per `serve` "
+        "(shared by its workers), so sign-ins last until a restart and are not shared "
+        "between replicas.",
     )
     ui_session_ttl: str = Field("12h", description="How long a UI sign-in lasts.")
     key_cache_ttl: str = Field(
