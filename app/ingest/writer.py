@@ -351,11 +351,12 @@ class GroupCommitWriter:
                 if merge:
                     inserted = await self._merge(raw, merged, hook)
                 else:
-                    await raw.copy_records_to_table(
-                        merged.table,
-                        records=_sliced(merged.rows),
-                        columns=list(merged.columns),
-                    )
+                    columns = list(merged.columns)
+                    # One COPY per slice from a plain list: asyncpg encodes a list without
+                    # a coroutine step per row (an async iterator cost 0.5 us a row, a
+                    # sixth of the encoding), and the event loop gets a turn between them.
+                    for rows in _slices(merged.rows):
+                        await raw.copy_records_to_table(merged.table, records=rows, columns=columns)
                     inserted = merged.rows
                 if hook is not None and inserted:
                     await hook.after_insert(raw, inserted)
@@ -400,6 +401,15 @@ def _fail(group: list[WriteRequest], error: WriterError) -> None:
     for request in group:
         if not request.future.done():
             request.future.set_exception(error)
+
+
+def _slices(rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """`rows` in equal slices of at most `COPY_SLICE_ROWS` (1,024 rows: two of 512)."""
+    if len(rows) <= COPY_SLICE_ROWS:
+        return [rows]
+    count = -(-len(rows) // COPY_SLICE_ROWS)
+    size = -(-len(rows) // count)
+    return [rows[start : start + size] for start in range(0, len(rows), size)]
 
 
 async def _sliced(rows: list[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ...]]:
