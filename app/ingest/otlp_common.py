@@ -142,11 +142,16 @@ def attributes_pb(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any]
         if "\x00" in key or len(key) > 1024:
             key = clean_text(key, 1024)
         value = kv.value
-        kind = value.WhichOneof("value")
-        if kind == "string_value":
-            text = value.string_value
+        # A non-empty string_value is the oneof's member (the others read as ""): most
+        # values are strings, and this spares them the WhichOneof call.
+        text = value.string_value
+        if text:
             if "\x00" in text or len(text) > max_chars:
                 text = clean_text(text, max_chars)
+            result[key] = text
+            continue
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
             result[key] = text
         elif kind == "int_value":
             result[key] = value.int_value
