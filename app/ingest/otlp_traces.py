@@ -146,15 +146,17 @@ def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) 
     kind = span.kind
     if kind not in _KIND_NUMBERS:
         enum_pb(kind, "kind", SPAN_KINDS)
-    status = span.status
-    status_code = status.code
-    if status_code not in _STATUS_NUMBERS:
-        enum_pb(status_code, "status.code", STATUS_CODES)
+    # Most spans leave their status unset; reading it would build its message object.
+    status_code, status_message = 0, ""
+    if span.HasField("status"):
+        status = span.status
+        status_code, status_message = status.code, status.message
+        if status_code not in _STATUS_NUMBERS:
+            enum_pb(status_code, "status.code", STATUS_CODES)
     name = span.name
     if "\x00" in name or len(name) > NAME_LIMIT:
         name = clean_text(name, NAME_LIMIT)
     max_chars = limits.max_value_chars
-    status_message = status.message
     if status_message and ("\x00" in status_message or len(status_message) > max_chars):
         status_message = clean_text(status_message, max_chars)
     trace_state = span.trace_state
