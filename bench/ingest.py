@@ -4,7 +4,11 @@ Starts `telemetry-collector serve --workers 2` on a scratch database and, per si
 posts protobuf batches from concurrent clients, then COPYs the identical rows into a
 scratch table of the same database (same indexes) from as many connections. Prints
 items/s for both and their ratio; the ratio is what to compare across machines, since
-both sides run on the same noisy machine in the same minute (docs/benchmarks.md).
+both sides run on the same noisy machine in the same minute (docs/benchmarks.md). Also
+prints the CPU each side spent per item, read from /proc (the collector's processes, its
+PostgreSQL backends when the server is local, this process's HTTP clients; raw COPY's
+backends and client): on a machine other work keeps busy, their inverse ratio is steadier
+than the throughput ratio.
 
     .venv/bin/python bench/ingest.py [--spans 100000] [--logs 100000] [--points 100000]
 """
