@@ -121,14 +121,45 @@ async def seed_spans(url: str, spans: int, clients: int, spread_s: float) -> flo
     return time.perf_counter() - started
 
 
+def backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each local PostgreSQL backend connected to `database`, by pid
+    (empty when the server is not on this machine)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                title = cmdline.read().decode(errors="replace")
+            if not title.startswith("postgres") or f" {database} " not in title:
+                continue
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def backend_cpu_since(database: str, before: dict[int, float]) -> float:
+    """CPU seconds the backends of `database` used since `before` (backend_cpu's answer);
+    backends that exited in between are not counted."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in backend_cpu(database).items())
+
+
 async def raw_copy(
     database: ScratchDatabase,
     table: str,
     columns: Sequence[str],
     chunks: Sequence[list[tuple]],
     clients: int,
+    cpu: dict[str, float] | None = None,
 ) -> float:
-    """COPY the same rows into a scratch copy of `table` from `clients` connections."""
+    """COPY the same rows into a scratch copy of `table` from `clients` connections.
+
+    `cpu`, when given, receives the CPU seconds used during the COPYs by PostgreSQL's
+    backends ("postgres") and by this process ("client").
+    """
     scratch = f"scratch_{table}"
     setup = await database.connect()
     await setup.execute(f'CREATE TABLE "{scratch}" (LIKE "{table}" INCLUDING INDEXES)')
@@ -143,9 +174,13 @@ async def raw_copy(
             rows = queue.get_nowait()
             await connection.copy_records_to_table(scratch, records=rows, columns=list(columns))
 
+    backends, own = backend_cpu(database.name), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker(connection) for connection in connections))
     elapsed = time.perf_counter() - started
+    if cpu is not None:
+        cpu["client"] = time.process_time() - own
+        cpu["postgres"] = backend_cpu_since(database.name, backends)
     for connection in connections:
         await connection.close()
     return elapsed
