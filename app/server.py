@@ -55,6 +55,15 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """Bound, not listening: fails if another program holds the port, takes no connection."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
 class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -122,8 +131,15 @@ def _worker(host: str, port: int) -> None:
     _Server(_config()).run(sockets=[_listen(host, port)])
 
 
+def _share_host(host: str) -> None:
+    """Each process's gRPC server (started in the app's lifespan) listens on `host` too."""
+    os.environ["TELEMETRY_HOST"] = host
+    get_settings.cache_clear()
+
+
 def serve(host: str, port: int, workers: int) -> int:
     """Serve until SIGTERM/SIGINT; the exit status (0 after a clean shutdown)."""
+    _share_host(host)
     if workers <= 1:
         config = _config()
         config.host, config.port = host, port
@@ -131,6 +147,8 @@ def serve(host: str, port: int, workers: int) -> int:
         return 0
     # Bind once here so a port in use fails loudly before any worker starts.
     probe = _listen(host, port)
+    settings = get_settings()
+    grpc_probe = _bind(host, settings.grpc_port) if settings.grpc_enabled else None
     context = multiprocessing.get_context("spawn")
     processes: list[BaseProcess] = []
     stopping = False
@@ -151,6 +169,8 @@ def serve(host: str, port: int, workers: int) -> int:
     signal.signal(signal.SIGINT, stop)
     processes.extend(start() for _ in range(workers))
     probe.close()
+    if grpc_probe is not None:
+        grpc_probe.close()
     log.info("serving", extra={"workers": workers, "port": port})
     while not stopping:
         time.sleep(0.5)
