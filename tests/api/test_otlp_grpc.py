@@ -308,6 +308,7 @@ async def test_message_size_limit(
             )
             # gRPC's own answer, before the handler: without RetryInfo, exporters drop it.
             assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, compression
+            assert "larger than max" in error.details(), error.details()
             assert retry_info(error.trailing_metadata()) is None
     assert await span_counts(db, [fits.trace_id, over.trace_id]) == {fits.trace_id: 1}
 
