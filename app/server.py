@@ -148,7 +148,14 @@ def serve(host: str, port: int, workers: int) -> int:
     # Bind once here so a port in use fails loudly before any worker starts.
     probe = _listen(host, port)
     settings = get_settings()
-    grpc_probe = _bind(host, settings.grpc_port) if settings.grpc_enabled else None
+    grpc_probe = None
+    if settings.grpc_enabled:
+        try:
+            grpc_probe = _bind(host, settings.grpc_port)
+        except OSError as error:
+            probe.close()
+            log.error(f"cannot listen for OTLP/gRPC on {host}:{settings.grpc_port}: {error}")
+            return 1
     context = multiprocessing.get_context("spawn")
     processes: list[BaseProcess] = []
     stopping = False

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import socket
+import threading
 import time
 import uuid
 import warnings
@@ -465,3 +466,87 @@ async def test_grpc_calls_are_counted_in_metrics(
             before, "telemetry_grpc_request_duration_seconds", **labels
         )
         assert grew == 1, code
+
+
+class _Streamed:
+    """What concurrent gRPC senders saw: the span ids of OK calls, the codes of the others."""
+
+    def __init__(self, target: int) -> None:
+        self.acked: list[SpanSpec] = []
+        self.failed: list[SpanSpec] = []
+        self.codes: list[grpc.StatusCode] = []
+        self.lock = threading.Lock()
+        self.enough = threading.Event()
+        self.target = target
+
+    def send_until_refused(self, address: str, key: str) -> None:
+        with grpc.insecure_channel(address) as opened:
+            export = opened.unary_unary(
+                TRACES,
+                request_serializer=None,
+                response_deserializer=trace_service_pb2.ExportTraceServiceResponse.FromString,
+            )
+            while True:
+                trace_id = new_trace_id()
+                spans = [simple_span(trace_id, name=f"step {n}") for n in range(25)]
+                try:
+                    export(traces_pb(spans).SerializeToString(), metadata=_bearer(key), timeout=30)
+                except grpc.RpcError as error:
+                    with self.lock:
+                        self.failed.extend(spans)
+                        self.codes.append(error.code())
+                    return
+                with self.lock:
+                    self.acked.extend(spans)
+                    if len(self.acked) >= self.target * 25:
+                        self.enough.set()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+async def test_no_acknowledged_call_is_lost_when_the_collector_stops(
+    start_collector: Callable[..., Collector],
+    key: str,
+    db: asyncpg.Connection,
+    project_name: str,
+    how: str,
+) -> None:
+    victim = start_collector()
+    streamed = _Streamed(target=100)
+    senders = [
+        threading.Thread(
+            target=streamed.send_until_refused, args=(victim.grpc_target, key), daemon=True
+        )
+        for _ in range(4)
+    ]
+    for sender in senders:
+        sender.start()
+    assert await asyncio.to_thread(streamed.enough.wait, 60)
+    await asyncio.to_thread(victim.stop if how == "SIGTERM" else victim.kill)
+    for sender in senders:
+        await asyncio.to_thread(sender.join, 30)
+    assert not any(sender.is_alive() for sender in senders)
+    assert len(streamed.codes) == len(senders)
+    # Every sender's last call met a stopped server: retryable, never a bug's UNKNOWN.
+    assert set(streamed.codes) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+    if how == "SIGTERM":
+        assert victim.process is not None and victim.process.returncode == 0
+    trace_ids = {span.trace_id for span in streamed.acked + streamed.failed}
+    stored = await stored_span_ids(db, project_name, trace_ids)
+    acked = sorted(span.span_id for span in streamed.acked)
+    failed_stored = set(stored) - set(acked)
+    # Everything acknowledged is stored; a call in flight is stored whole or not at all.
+    assert set(acked) <= set(stored) and len(stored) == len(set(stored))
+    assert len(failed_stored) % 25 == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_grpc_port_held_by_another_program_fails_startup(
+    start_collector: Callable[..., Collector], workers: int
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        with pytest.raises(RuntimeError, match="collector exited") as raised:
+            start_collector(env={"TELEMETRY_GRPC_PORT": str(port)}, workers=workers)
+    assert f"cannot listen for OTLP/gRPC on 127.0.0.1:{port}" in str(raised.value)
