@@ -550,3 +550,41 @@ async def test_grpc_port_held_by_another_program_fails_startup(
         with pytest.raises(RuntimeError, match="collector exited") as raised:
             start_collector(env={"TELEMETRY_GRPC_PORT": str(port)}, workers=workers)
     assert f"cannot listen for OTLP/gRPC on 127.0.0.1:{port}" in str(raised.value)
+
+
+async def test_full_inflight_budget_is_unavailable_with_retry_info(
+    start_collector: Callable[..., Collector], key: str, db: asyncpg.Connection
+) -> None:
+    # A 60 KB message holds 11 times its size (itself plus the decoded estimate) of the
+    # 1 MB budget while it is decoded and committed: two at once do not fit.
+    collector = start_collector(env={"TELEMETRY_MAX_INFLIGHT_BYTES": "1000000"})
+    answers: dict[str, tuple[grpc.StatusCode, str, int | None]] = {}
+
+    async with grpc.aio.insecure_channel(collector.grpc_target) as opened:
+        export = _export(opened)
+
+        async def send() -> None:
+            trace_id = new_trace_id()
+            spans = [simple_span(trace_id, name=f"step {n} " + "x" * 200) for n in range(200)]
+            try:
+                await export(traces_pb(spans).SerializeToString(), metadata=_bearer(key))
+                answers[trace_id] = (grpc.StatusCode.OK, "", None)
+            except grpc.aio.AioRpcError as error:
+                info = retry_info(error.trailing_metadata())
+                delay = info.retry_delay.seconds if info else None
+                answers[trace_id] = (error.code(), error.details(), delay)
+
+        for _ in range(10):
+            await asyncio.gather(*(send() for _ in range(8)))
+            if any(code != grpc.StatusCode.OK for code, _, _ in answers.values()):
+                break
+
+    refused = {t: answer for t, answer in answers.items() if answer[0] != grpc.StatusCode.OK}
+    assert refused, "no call was refused; the in-flight budget did not apply"
+    for code, details, delay in refused.values():
+        assert (code, delay) == (grpc.StatusCode.UNAVAILABLE, 5)
+        assert "collector is saturated" in details
+    stored = await span_counts(db, answers)
+    accepted = set(answers) - set(refused)
+    assert accepted and {t: stored.get(t) for t in accepted} == dict.fromkeys(accepted, 200)
+    assert not set(refused) & set(stored)
