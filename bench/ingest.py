@@ -1,12 +1,14 @@
 """Ingest throughput of the collector against raw asyncpg COPY of the same rows, same run.
 
 Starts `telemetry-collector serve --workers 2` on a scratch database and, per signal,
-posts protobuf batches from concurrent clients, then COPYs the identical rows into a
+posts protobuf batches from concurrent clients (`--protocol grpc`: the same batches as
+OTLP/gRPC Export calls on the gRPC port), then COPYs the identical rows into a
 scratch table of the same database (same indexes) from as many connections. Prints
 items/s for both and their ratio; the ratio is what to compare across machines, since
 both sides run on the same noisy machine in the same minute (docs/benchmarks.md).
 
     .venv/bin/python bench/ingest.py [--spans 100000] [--logs 100000] [--points 100000]
+        [--protocol http|grpc]
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from common import ROOT, ScratchDatabase, post_all, raw_copy, server_url, start_collector
+from common import (
+    ROOT,
+    Collector,
+    ScratchDatabase,
+    export_all,
+    post_all,
+    raw_copy,
+    server_url,
+    start_collector,
+)
 from datagen import log_batches, metric_batches, span_batches
 
 from app.db.tables import LOG_COLUMNS, METRIC_POINT_COLUMNS, SPAN_COLUMNS
@@ -36,6 +47,7 @@ PROTOBUF = "application/x-protobuf"
 class Signal:
     name: str
     path: str
+    grpc_method: str
     table: str
     columns: tuple[str, ...]
     batches: Callable[[int, int, int], Iterable[Any]]
@@ -63,11 +75,28 @@ def _point_rows(body: bytes, limits: DecodeLimits) -> list[tuple]:
 
 
 SIGNALS = {
-    "spans": Signal("spans", "/v1/traces", "spans", SPAN_COLUMNS, span_batches, _span_rows),
-    "logs": Signal("logs", "/v1/logs", "logs", LOG_COLUMNS, log_batches, _log_rows),
+    "spans": Signal(
+        "spans",
+        "/v1/traces",
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        "spans",
+        SPAN_COLUMNS,
+        span_batches,
+        _span_rows,
+    ),
+    "logs": Signal(
+        "logs",
+        "/v1/logs",
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        "logs",
+        LOG_COLUMNS,
+        log_batches,
+        _log_rows,
+    ),
     "points": Signal(
         "points",
         "/v1/metrics",
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
         "metric_points",
         METRIC_POINT_COLUMNS,
         metric_batches,
@@ -76,17 +105,29 @@ SIGNALS = {
 }
 
 
+async def send_all(
+    collector: Collector, signal: Signal, bodies: list[bytes], args: argparse.Namespace
+) -> tuple[float, int]:
+    if args.protocol == "grpc":
+        return await export_all(collector.grpc_target, signal.grpc_method, bodies, args.clients)
+    return await post_all(f"{collector.url}{signal.path}", bodies, args.clients, PROTOBUF)
+
+
 async def measure(
-    database: ScratchDatabase, url: str, signal: Signal, total: int, args: argparse.Namespace
+    database: ScratchDatabase,
+    collector: Collector,
+    signal: Signal,
+    total: int,
+    args: argparse.Namespace,
 ) -> tuple[float, float, int, int]:
     bodies = [request.SerializeToString() for request in signal.batches(total, args.batch, 11)]
     warmup = [request.SerializeToString() for request in signal.batches(1024, args.batch, 3)]
-    await post_all(f"{url}{signal.path}", warmup, args.clients, PROTOBUF)
+    await send_all(collector, signal, warmup, args)
     connection = await database.connect()
     # The table name comes from SIGNALS above, never from input.
     count_rows = f'SELECT count(*) FROM "{signal.table}"'  # noqa: S608
     before = await connection.fetchval(count_rows)
-    seconds, failures = await post_all(f"{url}{signal.path}", bodies, args.clients, PROTOBUF)
+    seconds, failures = await send_all(collector, signal, bodies, args)
     stored = await connection.fetchval(count_rows) - before
     await connection.close()
     now = time.time_ns()
@@ -106,16 +147,17 @@ async def run(args: argparse.Namespace) -> None:
             results = {}
             for name, total in totals.items():
                 if total:
-                    results[name] = await measure(
-                        database, collector.url, SIGNALS[name], total, args
-                    )
+                    results[name] = await measure(database, collector, SIGNALS[name], total, args)
         finally:
             collector.stop()
-    print(f"batches of {args.batch}, {args.clients} clients, {args.workers} collector workers")
+    print(
+        f"OTLP/{args.protocol}, batches of {args.batch}, {args.clients} clients, "
+        f"{args.workers} collector workers"
+    )
     for name, (ingest_rate, copy_rate, stored, failures) in results.items():
         print(
             f"{name:>6}: collector {ingest_rate:9.0f}/s   raw COPY {copy_rate:9.0f}/s   "
-            f"ratio {ingest_rate / copy_rate:.2f}   (stored {stored}, non-200 {failures})"
+            f"ratio {ingest_rate / copy_rate:.2f}   (stored {stored}, refused {failures})"
         )
     print("target: ratio >= 0.30")
 
@@ -129,6 +171,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import threading
 import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -413,10 +415,63 @@ async def test_grpc_can_be_turned_off(start_collector: Callable[..., Collector])
         assert (await http.get("/healthz")).status_code == 200
 
 
+def _workers(parent: int) -> set[int]:
+    """The worker processes `serve` spawned (as tests/api/test_processes.py finds them)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in cmdline:
+                found.add(int(entry.name))
+    return found
+
+
+def _listening_on(port: int) -> set[str]:
+    """Inodes of the sockets listening on `port` (Linux /proc/net/tcp and tcp6: gRPC binds
+    127.0.0.1 as the v4-mapped ::ffff:127.0.0.1 of an IPv6 socket)."""
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    if not tables[0].exists():
+        pytest.skip("finding each worker's sockets needs Linux /proc")
+    inodes = set()
+    for table in tables:
+        lines = table.read_text().splitlines()[1:] if table.exists() else []
+        for line in lines:
+            fields = line.split()
+            if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
+                inodes.add(fields[9])
+    return inodes
+
+
+def _holds(pid: int, inodes: set[str]) -> bool:
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 async def test_every_worker_serves_grpc(
     start_collector: Callable[..., Collector], key: str, db: asyncpg.Connection
 ) -> None:
     collector = start_collector(workers=2)
+    assert collector.process is not None
+    # Each worker listens on the gRPC port with a socket of its own (SO_REUSEPORT).
+    deadline = time.monotonic() + 30
+    while True:
+        workers = _workers(collector.process.pid)
+        inodes = _listening_on(collector.grpc_port)
+        if len(workers) == 2 and all(_holds(pid, inodes) for pid in workers):
+            break
+        assert time.monotonic() < deadline, (workers, inodes)
+        await asyncio.sleep(0.1)
+    assert len(inodes) == 2
     trace_ids = []
     # New connections are spread over the workers' SO_REUSEPORT sockets by hash.
     for _ in range(8):
