@@ -14,6 +14,7 @@ the process died by it (143, and `make run` printed "Error 143"); `_Server` does
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import gc
@@ -78,6 +79,14 @@ class _Server(uvicorn.Server):
         # The event loop shares the GIL with the decoding threads; it waits up to the
         # switch interval for it each time it wakes up, 5 ms by default.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # OTLP/gRPC stops taking calls when HTTP stops taking connections, and both drain
+        # together, so the whole shutdown fits in serve's deadline (imported here: the
+        # parent process of --workers never loads grpc).
+        from app.grpc.server import stop_all_grpc
+
+        await asyncio.gather(super().shutdown(sockets=sockets), stop_all_grpc())
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -8,6 +8,7 @@ many calls, so the spread is per connection, by hash.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -20,6 +21,9 @@ log = logging.getLogger("app.grpc")
 # At shutdown, calls in flight get this long to be answered (ingest ones wait for their
 # commit); later ones are cancelled, and their clients retry.
 STOP_GRACE_S = 5.0
+# This process's started servers and, once asked to stop, their one stopping task: the
+# shutdown of the HTTP server starts it (app/server.py) and the lifespan waits for it.
+_STOPS: dict[grpc.aio.Server, asyncio.Task[None] | None] = {}
 
 
 class GrpcBindError(RuntimeError):
@@ -50,9 +54,27 @@ async def start_grpc(services: Services, host: str) -> grpc.aio.Server:
     except RuntimeError as error:
         raise GrpcBindError(f"cannot listen for OTLP/gRPC on {where}: {error}") from None
     await server.start()
+    _STOPS[server] = None
     log.info("grpc serving", extra={"address": where})
     return server
 
 
 async def stop_grpc(server: grpc.aio.Server) -> None:
-    await server.stop(STOP_GRACE_S)
+    """Stop taking calls, give those in flight STOP_GRACE_S; the same stop for every caller."""
+    task = _STOPS.get(server)
+    if task is None:
+        task = asyncio.ensure_future(server.stop(STOP_GRACE_S))
+        _STOPS[server] = task
+    await asyncio.shield(task)
+    _STOPS.pop(server, None)
+
+
+async def stop_all_grpc() -> None:
+    """Stop every server this process started (when the process starts shutting down, so
+    gRPC calls drain alongside HTTP requests instead of after them)."""
+    results = await asyncio.gather(
+        *(stop_grpc(server) for server in list(_STOPS)), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, Exception):
+            log.error("stopping the gRPC server failed", extra={"error": repr(result)})
