@@ -1,9 +1,11 @@
 """gRPC status answers as the OTLP spec asks: a code, a message, and RetryInfo to back off.
 
 The rich status travels as a serialized google.rpc.Status in the `grpc-status-details-bin`
-trailer (the gRPC convention that grpcio-status and the OpenTelemetry exporters read), its
-code and message the same as the call's. Retryable answers (UNAVAILABLE) carry a
-google.rpc.RetryInfo with the delay a client should wait, as Retry-After does over HTTP.
+trailer (the gRPC convention: grpcio-status, and the Go and Java OTLP exporters and the
+OpenTelemetry Collector read it), its code and message the same as the call's. Retryable
+answers (UNAVAILABLE) carry a google.rpc.RetryInfo with the delay a client should wait, as
+Retry-After does over HTTP; the same RetryInfo also goes alone in a
+`google.rpc.retryinfo-bin` trailer, which is where the Python SDK's exporter looks for it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 DETAILS_KEY = "grpc-status-details-bin"
+RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
 # Longest message sent in the status (the grpc-message header): the decoders' messages
 # are short, this only keeps a pathological one from growing the trailers.
 _MAX_MESSAGE_CHARS = 1000
@@ -31,14 +34,18 @@ class GrpcFailure:
     def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
         """The google.rpc.Status trailer (with RetryInfo when the call may be retried)."""
         status = status_pb2.Status(code=self.code.value[0], message=self.details())
-        if self.retry_after_s is not None:
-            retry = error_details_pb2.RetryInfo(
-                retry_delay=duration_pb2.Duration(seconds=self.retry_after_s)
-            )
-            detail = any_pb2.Any()
-            detail.Pack(retry)
-            status.details.append(detail)
-        return ((DETAILS_KEY, status.SerializeToString()),)
+        if self.retry_after_s is None:
+            return ((DETAILS_KEY, status.SerializeToString()),)
+        retry = error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=self.retry_after_s)
+        )
+        detail = any_pb2.Any()
+        detail.Pack(retry)
+        status.details.append(detail)
+        return (
+            (DETAILS_KEY, status.SerializeToString()),
+            (RETRY_INFO_KEY, retry.SerializeToString()),
+        )
 
     def details(self) -> str:
         return self.message[:_MAX_MESSAGE_CHARS]

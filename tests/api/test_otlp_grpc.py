@@ -20,6 +20,7 @@ import asyncpg
 import grpc
 import httpx
 import pytest
+from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -353,6 +354,9 @@ async def test_database_down_is_unavailable_with_retry_info(
             assert "database is unavailable" in error.details()
             info = retry_info(error.trailing_metadata())
             assert info is not None and info.retry_delay.seconds == 7
+            # Also alone in the trailer the Python SDK's exporter reads.
+            alone = dict(error.trailing_metadata())["google.rpc.retryinfo-bin"]
+            assert RetryInfo.FromString(alone) == info
             refused.append(span.trace_id)
 
         proxy.start()
@@ -643,3 +647,65 @@ async def test_full_inflight_budget_is_unavailable_with_retry_info(
     accepted = set(answers) - set(refused)
     assert accepted and {t: stored.get(t) for t in accepted} == dict.fromkeys(accepted, 200)
     assert not set(refused) & set(stored)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.retrying = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        self.lines.append(line)
+        if "retrying in" in line:
+            self.retrying.set()
+
+
+async def test_sdk_exporter_waits_the_retry_info_delay_then_succeeds(
+    proxy: TcpProxy,
+    database_url: str,
+    start_collector: Callable[..., Collector],
+    key: str,
+    db: asyncpg.Connection,
+    project_name: str,
+) -> None:
+    collector = start_collector(
+        database_url=via_proxy(database_url, proxy.port),
+        env={"TELEMETRY_DB_CONNECT_TIMEOUT_S": "2", "TELEMETRY_RETRY_AFTER_S": "3"},
+    )
+    exporter = OTLPSpanExporter(
+        endpoint=f"http://{collector.grpc_target}",
+        insecure=True,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    results = _recording(exporter)
+    provider = TracerProvider(resource=Resource.create({"service.name": "grpc-retry"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("tests.grpc")
+    with tracer.start_as_current_span("warm up"):
+        pass  # the key is checked and cached while the database is there
+    proxy.stop()
+    lines = _Lines()
+    exporter_log = logging.getLogger("opentelemetry.exporter.otlp.proto.grpc.exporter")
+    exporter_log.addHandler(lines)
+    try:
+
+        def during_outage() -> int:
+            with tracer.start_as_current_span("during the outage") as span:
+                pass
+            return span.get_span_context().trace_id
+
+        exporting = asyncio.ensure_future(asyncio.to_thread(during_outage))
+        assert await asyncio.to_thread(lines.retrying.wait, 30), lines.lines
+        proxy.start()
+        trace_id = format(await exporting, "032x")
+    finally:
+        exporter_log.removeHandler(lines)
+        provider.shutdown()
+    # The SDK waited the collector's delay (3 s), not its own first backoff (0.8-1.2 s).
+    retries = [line for line in lines.lines if "retrying in" in line]
+    assert "UNAVAILABLE" in retries[0] and "retrying in 3.00s" in retries[0], retries
+    assert results == [SpanExportResult.SUCCESS] * 2, lines.lines
+    assert await span_counts(db, [trace_id]) == {trace_id: 1}
