@@ -709,3 +709,20 @@ async def test_sdk_exporter_waits_the_retry_info_delay_then_succeeds(
     assert "UNAVAILABLE" in retries[0] and "retrying in 3.00s" in retries[0], retries
     assert results == [SpanExportResult.SUCCESS] * 2, lines.lines
     assert await span_counts(db, [trace_id]) == {trace_id: 1}
+
+
+async def test_attribute_caps_are_the_http_ones(
+    channel: grpc.aio.Channel, key: str, db: asyncpg.Connection, project_name: str
+) -> None:
+    span = simple_span()
+    span.attributes = {f"extra.{n:03d}": n for n in range(200)}
+    span.attributes["extra.000"] = "y" * 20_000
+    await _export(channel)(traces_pb([span]).SerializeToString(), metadata=_bearer(key))
+    row = await db.fetchrow(
+        "SELECT attributes, dropped_attributes_count FROM spans WHERE span_id = $1",
+        bytes.fromhex(span.span_id),
+    )
+    attributes = json.loads(row["attributes"])
+    # TELEMETRY_MAX_ATTRIBUTES (128) and TELEMETRY_MAX_ATTRIBUTE_VALUE_CHARS (16384).
+    assert len(attributes) == 128 and row["dropped_attributes_count"] == 72
+    assert attributes["extra.000"] == "y" * 16384
