@@ -52,6 +52,7 @@ from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
 from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
+from app.ui import install_ui
 from app.workers.alert_eval import evaluate_round
 from app.workers.delivery import Deliverer
 from app.workers.dispatch import dispatch_round
@@ -269,6 +270,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ]
     for router in routers:
         app.include_router(router)
+    if settings.ui_enabled:
+        install_ui(app, settings)
     app.add_middleware(Failsafe)  # inside RequestContext, which logs what it answers
     app.add_middleware(RequestContext)
     return app

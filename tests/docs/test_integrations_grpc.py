@@ -18,7 +18,7 @@ from support import ROOT, Collector
 
 from app.domain.pricing import PriceTable
 
-SECTION = "## OpenTelemetry SDK over gRPC (port 4317)"
+SECTION = "## The OpenTelemetry SDK over OTLP/gRPC"
 
 
 def _section() -> str:
