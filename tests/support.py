@@ -337,3 +337,18 @@ class RawHttp:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The worker processes `serve --workers N` (pid `parent`) spawned (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in cmdline:
+                found.add(int(entry.name))
+    return found

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from otlp_testkit import (
     via_proxy,
 )
 from prometheus_client.parser import text_string_to_metric_families
-from support import Collector
+from support import Collector, worker_pids
 
 from app.grpc.status import retry_info
 
@@ -317,13 +317,6 @@ async def test_message_size_limit(
     assert await span_counts(db, [fits.trace_id, over.trace_id]) == {fits.trace_id: 1}
 
 
-@pytest.fixture
-def proxy(database_url: str) -> Iterator[TcpProxy]:
-    running = TcpProxy(database_url).start()
-    yield running
-    running.stop()
-
-
 async def test_database_down_is_unavailable_with_retry_info(
     proxy: TcpProxy,
     database_url: str,
@@ -419,21 +412,6 @@ async def test_grpc_can_be_turned_off(start_collector: Callable[..., Collector])
         assert (await http.get("/healthz")).status_code == 200
 
 
-def _workers(parent: int) -> set[int]:
-    """The worker processes `serve` spawned (as tests/api/test_processes.py finds them)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in cmdline:
-                found.add(int(entry.name))
-    return found
-
-
 def _listening_on(port: int) -> set[str]:
     """Inodes of the sockets listening on `port` (Linux /proc/net/tcp and tcp6: gRPC binds
     127.0.0.1 as the v4-mapped ::ffff:127.0.0.1 of an IPv6 socket)."""
@@ -469,7 +447,7 @@ async def test_every_worker_serves_grpc(
     # Each worker listens on the gRPC port with a socket of its own (SO_REUSEPORT).
     deadline = time.monotonic() + 30
     while True:
-        workers = _workers(collector.process.pid)
+        workers = worker_pids(collector.process.pid)
         inodes = _listening_on(collector.grpc_port)
         if len(workers) == 2 and all(_holds(pid, inodes) for pid in workers):
             break
