@@ -704,3 +704,23 @@ async def test_attribute_caps_are_the_http_ones(
     # TELEMETRY_MAX_ATTRIBUTES (128) and TELEMETRY_MAX_ATTRIBUTE_VALUE_CHARS (16384).
     assert len(attributes) == 128 and row["dropped_attributes_count"] == 72
     assert attributes["extra.000"] == "y" * 16384
+
+
+async def test_percent_encoded_bearer_is_accepted(
+    channel: grpc.aio.Channel, key: str, db: asyncpg.Connection, project_name: str
+) -> None:
+    # Older SDKs send OTEL_EXPORTER_OTLP_HEADERS values undecoded, as over HTTP.
+    span = simple_span()
+    metadata = (("authorization", f"Bearer%20{key}"),)
+    await _export(channel)(traces_pb([span]).SerializeToString(), metadata=metadata)
+    assert await stored_span_ids(db, project_name, [span.trace_id]) == [span.span_id]
+
+
+async def test_without_auth_calls_go_to_the_default_project(
+    start_collector: Callable[..., Collector], db: asyncpg.Connection
+) -> None:
+    collector = start_collector(env={"TELEMETRY_AUTH_ENABLED": "false"})
+    span = simple_span()
+    async with grpc.aio.insecure_channel(collector.grpc_target) as opened:
+        await _export(opened)(traces_pb([span]).SerializeToString(), timeout=15)
+    assert await stored_span_ids(db, "default", [span.trace_id]) == [span.span_id]
