@@ -42,6 +42,7 @@ from app.db.embedded import start_embedded
 from app.db.engine import create_engine, database_responds
 from app.db.migrate import head_revision
 from app.db.partitions import PARTITIONED_TABLES, PartitionManager
+from app.grpc.server import start_grpc, stop_grpc
 from app.ingest.admission import Admission
 from app.ingest.enrich import Enricher
 from app.ingest.error_groups import ERROR_EVENTS_HOOK
@@ -162,10 +163,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         admission=Admission(settings.max_inflight_bytes),
         offload=Offload(),
     )
-    log.info("collector started", extra={"auth_enabled": settings.auth_enabled})
+    grpc_server = None
     try:
+        if settings.grpc_enabled:
+            # Same address as HTTP (serve puts --host in TELEMETRY_HOST); a port that cannot
+            # be bound fails startup, as an HTTP port in use does.
+            grpc_server = await start_grpc(app.state.services, settings.host)
+        log.info("collector started", extra={"auth_enabled": settings.auth_enabled})
         yield
     finally:
+        if grpc_server is not None:
+            await stop_grpc(grpc_server)
         await workers.stop(timeout_s=WRITER_DRAIN_S)
         await writer.stop(timeout_s=WRITER_DRAIN_S)
         app.state.services.offload.close()

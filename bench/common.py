@@ -100,6 +100,37 @@ async def post_all(
     return time.perf_counter() - started, failures
 
 
+async def export_all(
+    target: str, method: str, bodies: Sequence[bytes], clients: int
+) -> tuple[float, int]:
+    """Call the OTLP/gRPC `method` with every body from `clients` concurrent channels (one
+    HTTP/2 connection each, as `clients` exporters); (seconds, non-OK answers)."""
+    import grpc
+
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    failures = 0
+
+    async def client() -> None:
+        nonlocal failures
+        # Channels of one process to one target share a connection by default (gRPC's
+        # global subchannel pool): a local pool gives each its own, as separate exporters.
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
+            export = channel.unary_unary(method, request_serializer=None)
+            while not queue.empty():
+                body = queue.get_nowait()
+                try:
+                    await export(body, timeout=120)
+                except grpc.aio.AioRpcError:
+                    failures += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return time.perf_counter() - started, failures
+
+
 async def seed_spans(url: str, spans: int, clients: int, spread_s: float) -> float:
     """POST `spans` generated spans (bench/datagen.py) spread over the last `spread_s`
     seconds to a collector's /v1/traces; returns the seconds it took."""

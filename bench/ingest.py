@@ -1,7 +1,8 @@
 """Ingest throughput of the collector against raw asyncpg COPY of the same rows, same run.
 
 Starts `telemetry-collector serve --workers 2` on a scratch database and, per signal,
-posts protobuf batches from concurrent clients, then COPYs the identical rows into a
+posts protobuf batches from concurrent clients (`--protocol grpc`: the same batches as
+OTLP/gRPC Export calls on the gRPC port), then COPYs the identical rows into a
 scratch table of the same database (same indexes) from as many connections. Prints
 items/s for both and their ratio; the ratio is what to compare across machines, since
 both sides run on the same noisy machine in the same minute (docs/benchmarks.md). Also
@@ -11,6 +12,7 @@ backends and client): on a machine other work keeps busy, their inverse ratio is
 than the throughput ratio.
 
     .venv/bin/python bench/ingest.py [--spans 100000] [--logs 100000] [--points 100000]
+        [--protocol http|grpc]
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from typing import Any
 
 from common import (
     ROOT,
+    Collector,
     ScratchDatabase,
     backend_cpu,
     backend_cpu_since,
+    export_all,
     post_all,
     raw_copy,
     server_url,
@@ -50,6 +54,7 @@ PROTOBUF = "application/x-protobuf"
 class Signal:
     name: str
     path: str
+    grpc_method: str
     table: str
     columns: tuple[str, ...]
     batches: Callable[[int, int, int], Iterable[Any]]
@@ -77,11 +82,28 @@ def _point_rows(body: bytes, limits: DecodeLimits) -> list[tuple]:
 
 
 SIGNALS = {
-    "spans": Signal("spans", "/v1/traces", "spans", SPAN_COLUMNS, span_batches, _span_rows),
-    "logs": Signal("logs", "/v1/logs", "logs", LOG_COLUMNS, log_batches, _log_rows),
+    "spans": Signal(
+        "spans",
+        "/v1/traces",
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        "spans",
+        SPAN_COLUMNS,
+        span_batches,
+        _span_rows,
+    ),
+    "logs": Signal(
+        "logs",
+        "/v1/logs",
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        "logs",
+        LOG_COLUMNS,
+        log_batches,
+        _log_rows,
+    ),
     "points": Signal(
         "points",
         "/v1/metrics",
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
         "metric_points",
         METRIC_POINT_COLUMNS,
         metric_batches,
@@ -102,17 +124,24 @@ class Result:
     copy_cpu: tuple[float, float]
 
 
+async def send_all(
+    collector: Collector, signal: Signal, bodies: list[bytes], args: argparse.Namespace
+) -> tuple[float, int]:
+    if args.protocol == "grpc":
+        return await export_all(collector.grpc_target, signal.grpc_method, bodies, args.clients)
+    return await post_all(f"{collector.url}{signal.path}", bodies, args.clients, PROTOBUF)
+
+
 async def measure(
     database: ScratchDatabase,
-    collector: Any,
+    collector: Collector,
     signal: Signal,
     total: int,
     args: argparse.Namespace,
 ) -> Result:
-    url = collector.url
     bodies = [request.SerializeToString() for request in signal.batches(total, args.batch, 11)]
     warmup = [request.SerializeToString() for request in signal.batches(1024, args.batch, 3)]
-    await post_all(f"{url}{signal.path}", warmup, args.clients, PROTOBUF)
+    await send_all(collector, signal, warmup, args)
     connection = await database.connect()
     # The table name comes from SIGNALS above, never from input.
     count_rows = f'SELECT count(*) FROM "{signal.table}"'  # noqa: S608
@@ -123,7 +152,7 @@ async def measure(
         backend_cpu(database.name),
         time.process_time(),
     )
-    seconds, failures = await post_all(f"{url}{signal.path}", bodies, args.clients, PROTOBUF)
+    seconds, failures = await send_all(collector, signal, bodies, args)
     collector_cpu = cpu_seconds(processes) - collector_cpu
     postgres_cpu = backend_cpu_since(database.name, backends)
     own = time.process_time() - own
@@ -160,12 +189,15 @@ async def run(args: argparse.Namespace) -> None:
                     results[name] = await measure(database, collector, SIGNALS[name], total, args)
         finally:
             collector.stop()
-    print(f"batches of {args.batch}, {args.clients} clients, {args.workers} collector workers")
+    print(
+        f"OTLP/{args.protocol}, batches of {args.batch}, {args.clients} clients, "
+        f"{args.workers} collector workers"
+    )
     for name, result in results.items():
         print(
             f"{name:>6}: collector {result.ingest_rate:9.0f}/s   raw COPY {result.copy_rate:9.0f}/s"
             f"   ratio {result.ingest_rate / result.copy_rate:.2f}   "
-            f"(stored {result.stored}, non-200 {result.failures})"
+            f"(stored {result.stored}, refused {result.failures})"
         )
     # On a machine that other work shares, each side's throughput depends on what the other
     # work left it that minute; the CPU each side spent per item does much less. Both sides
@@ -194,6 +226,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
     asyncio.run(run(parser.parse_args()))
 
 
