@@ -122,8 +122,11 @@ def any_value_pb(value: common_pb2.AnyValue, limits: DecodeLimits, depth: int = 
             for kv in value.kvlist_value.values
         }
     if kind == "bytes_value":
-        # jsonb has no bytes; the OTLP JSON encoding's base64 is the natural text form.
-        return base64.b64encode(value.bytes_value).decode("ascii")
+        # jsonb has no bytes; the OTLP JSON encoding's base64 is the natural text form,
+        # cut at the value limit as JSON's is. Only the bytes the kept text shows are
+        # encoded: base64 of a prefix of 3n bytes is a prefix of the whole's base64.
+        kept = value.bytes_value[: (limits.max_value_chars + 3) // 4 * 3]
+        return base64.b64encode(kept).decode("ascii")[: limits.max_value_chars]
     return None
 
 
