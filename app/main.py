@@ -46,7 +46,7 @@ from app.ingest.admission import Admission
 from app.ingest.enrich import Enricher
 from app.ingest.error_groups import ERROR_EVENTS_HOOK
 from app.ingest.offload import Offload
-from app.ingest.rollups import SPANS_HOOK
+from app.ingest.operations import SPANS_HOOK
 from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
@@ -54,6 +54,7 @@ from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
 from app.workers.alert_eval import evaluate_round
 from app.workers.delivery import Deliverer
 from app.workers.dispatch import dispatch_round
+from app.workers.partition_stats import analyze_stale_partitions
 from app.workers.retention import drop_expired
 from app.workers.rollups import compact_rollups
 from app.workers.runner import Job, Workers
@@ -79,6 +80,9 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
     async def rollups(engine: AsyncEngine) -> None:
         await compact_rollups(engine)
 
+    async def partition_statistics(engine: AsyncEngine) -> None:
+        await analyze_stale_partitions(engine)
+
     async def dispatch(engine: AsyncEngine) -> None:
         await dispatch_round(engine, settings)
 
@@ -98,6 +102,8 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
 
     return [
         Job("rollup-compaction", settings.seconds("rollup_interval"), rollups),
+        # As often as compaction: both keep fresh data cheap to read.
+        Job("partition-statistics", settings.seconds("rollup_interval"), partition_statistics),
         Job("retention", settings.seconds("retention_interval"), retention),
         Job("notification-dispatch", settings.seconds("alert_dispatch_interval"), dispatch),
         Job(
