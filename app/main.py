@@ -54,7 +54,7 @@ from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
 from app.workers.alert_eval import evaluate_round
 from app.workers.delivery import Deliverer
 from app.workers.dispatch import dispatch_round
-from app.workers.partition_stats import analyze_stale_partitions
+from app.workers.partition_stats import maintain_partitions
 from app.workers.retention import drop_expired
 from app.workers.rollups import compact_rollups
 from app.workers.runner import Job, Workers
@@ -80,8 +80,8 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
     async def rollups(engine: AsyncEngine) -> None:
         await compact_rollups(engine)
 
-    async def partition_statistics(engine: AsyncEngine) -> None:
-        await analyze_stale_partitions(engine)
+    async def partition_maintenance(engine: AsyncEngine) -> None:
+        await maintain_partitions(engine)
 
     async def dispatch(engine: AsyncEngine) -> None:
         await dispatch_round(engine, settings)
@@ -103,7 +103,7 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
     return [
         Job("rollup-compaction", settings.seconds("rollup_interval"), rollups),
         # As often as compaction: both keep fresh data cheap to read.
-        Job("partition-statistics", settings.seconds("rollup_interval"), partition_statistics),
+        Job("partition-maintenance", settings.seconds("rollup_interval"), partition_maintenance),
         Job("retention", settings.seconds("retention_interval"), retention),
         Job("notification-dispatch", settings.seconds("alert_dispatch_interval"), dispatch),
         Job(
