@@ -54,6 +54,7 @@ from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
 from app.workers.alert_eval import evaluate_round
 from app.workers.delivery import Deliverer
 from app.workers.dispatch import dispatch_round
+from app.workers.operations import compact_operations
 from app.workers.partition_stats import maintain_partitions
 from app.workers.retention import drop_expired
 from app.workers.rollups import compact_rollups
@@ -79,6 +80,7 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
 
     async def rollups(engine: AsyncEngine) -> None:
         await compact_rollups(engine)
+        await compact_operations(engine)
 
     async def partition_maintenance(engine: AsyncEngine) -> None:
         await maintain_partitions(engine)

@@ -1,9 +1,10 @@
 """The operation catalog: spans per minute, service, span name and kind, counted at ingest.
 
-The writer calls `upsert_operations` (through `SPANS_HOOK`) with exactly the span rows
-it inserted, in their transaction, so each span is counted once, late data included. A
-batch adds one row per distinct key, sorted: concurrent flushes lock shared keys in the
-same order (no deadlock), and a flush waits only for another's commit on those keys.
+The writer calls `append_operations` (through `SPANS_HOOK`) with exactly the span rows it
+inserted, in their transaction, so each span is counted once, late data included. A
+batch appends one row per distinct key (COPY, no upsert: concurrent flushes never wait
+for each other's locks); the compaction job merges a minute's rows into one per key
+(app/workers/operations.py), and readers sum whatever rows exist.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from app.db.tables import SPAN_COLUMNS
+from app.db.tables import OPERATION_COLUMNS, SPAN_COLUMNS
 from app.domain.records import STATUS_ERROR
 from app.ingest.rollups import append_rollups
 from app.ingest.writer import InsertHook
@@ -29,22 +30,9 @@ _STATUS = _at["status_code"]
 
 OperationKey = tuple[int, datetime, str, str, int]
 
-# A constant statement; every value is a bound array parameter.
-_UPSERT = """
-INSERT INTO span_operations
-    (project_id, minute, service_name, name, kind, span_count, error_count)
-SELECT * FROM unnest(
-    $1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::smallint[],
-    $6::bigint[], $7::bigint[]
-)
-ON CONFLICT (project_id, minute, service_name, name, kind) DO UPDATE SET
-    span_count = span_operations.span_count + excluded.span_count,
-    error_count = span_operations.error_count + excluded.error_count
-"""
 
-
-def operation_counts(span_rows: list[tuple[Any, ...]]) -> list[tuple[OperationKey, int, int]]:
-    """(key, spans, errors) per distinct key of the rows, sorted by key."""
+def operation_rows(span_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """One catalog row (OPERATION_COLUMNS) per distinct key of the span rows."""
     totals: dict[OperationKey, list[int]] = {}
     for row in span_rows:
         key = (
@@ -59,28 +47,24 @@ def operation_counts(span_rows: list[tuple[Any, ...]]) -> list[tuple[OperationKe
             total = totals[key] = [0, 0]
         total[0] += 1
         total[1] += row[_STATUS] == STATUS_ERROR
-    return [(key, spans, errors) for key, (spans, errors) in sorted(totals.items())]
+    return [(*key, spans, errors, False) for key, (spans, errors) in totals.items()]
 
 
-async def upsert_operations(
+async def append_operations(
     connection: asyncpg.Connection, span_rows: list[tuple[Any, ...]]
 ) -> None:
     # On a thread, as the rollups: a 20,000-span flush is milliseconds of CPU.
-    counts = await asyncio.to_thread(operation_counts, span_rows)
-    if not counts:
-        return
-    columns: list[list[Any]] = [[] for _ in range(7)]
-    for key, spans, errors in counts:
-        for column, value in zip(columns, (*key, spans, errors), strict=True):
-            column.append(value)
-    await connection.execute(_UPSERT, *columns)
+    rows = await asyncio.to_thread(operation_rows, span_rows)
+    if rows:
+        await connection.copy_records_to_table(
+            "span_operations", records=rows, columns=list(OPERATION_COLUMNS)
+        )
 
 
 async def after_spans(connection: asyncpg.Connection, span_rows: list[tuple[Any, ...]]) -> None:
-    """Everything written beside new spans: dashboard rollups, then the operation catalog
-    (last, so the catalog's row locks are held only until the commit)."""
+    """Everything written beside new spans: dashboard rollups and the operation catalog."""
     await append_rollups(connection, span_rows)
-    await upsert_operations(connection, span_rows)
+    await append_operations(connection, span_rows)
 
 
 SPANS_HOOK = InsertHook(

@@ -15,9 +15,11 @@ Trace search first collects the trace ids of the spans that match its filters
 Each carries the trace id (INCLUDE), so a scan over all-visible pages reads no heap.
 Attribute equality already has its GIN index (0004).
 
-`span_operations` counts spans per minute, service, span name and kind, upserted at
-ingest in the spans' transaction: the services list and Jaeger's services/operations
-read it instead of scanning every span of the window (app/query/services.py).
+`span_operations` counts spans per minute, service, span name and kind, appended at
+ingest in the spans' transaction and merged per key by the rollup-compaction job, as
+`span_rollups`: the services list and Jaeger's services/operations read it instead of
+scanning every span of the window (app/query/services.py). Appended, not upserted: an
+upsert made concurrent flushes wait for each other's commit on the same keys.
 """
 
 from __future__ import annotations
@@ -60,8 +62,15 @@ def upgrade() -> None:
         sa.Column("kind", sa.SmallInteger, nullable=False),
         sa.Column("span_count", sa.BigInteger, nullable=False),
         sa.Column("error_count", sa.BigInteger, nullable=False),
-        sa.PrimaryKeyConstraint("project_id", "minute", "service_name", "name", "kind"),
+        sa.Column("compacted", sa.Boolean, nullable=False),
         postgresql_partition_by="RANGE (minute)",
+    )
+    op.create_index("span_operations_project_minute", "span_operations", ["project_id", "minute"])
+    op.create_index(
+        "span_operations_uncompacted",
+        "span_operations",
+        ["minute"],
+        postgresql_where=sa.text("NOT compacted"),
     )
     # Existing day partitions of spans get their catalog filled from the spans themselves.
     op.execute(
@@ -89,7 +98,7 @@ def upgrade() -> None:
         """
         INSERT INTO span_operations
         SELECT project_id, date_trunc('minute', start_time, 'UTC'), service_name, name, kind,
-               count(*), count(*) FILTER (WHERE status_code = 2)
+               count(*), count(*) FILTER (WHERE status_code = 2), true
         FROM spans GROUP BY 1, 2, 3, 4, 5
         """
     )

@@ -67,7 +67,7 @@ async def test_fresh_rows_are_analyzed_and_rewritten_rows_vacuumed(
     minute = datetime(today.year, today.month, today.day, tzinfo=UTC)
     insert = (
         "INSERT INTO span_operations SELECT 1, $1::timestamptz + make_interval(mins => n % 1000),"
-        " 'svc', 'op' || n, 1, 1, 0 FROM generate_series(1, 5000) AS n"
+        " 'svc', 'op' || n, 1, 1, 0, true FROM generate_series(1, 5000) AS n"
     )
     await _write(url, insert, minute)
     stats = await _stats(url, name)
