@@ -13,7 +13,9 @@ Each round, for the partitions of the tables below:
   ANALYZE reach a fifth of what it held then (so a partition filling all day is analyzed
   about log(rows) / log(1.2) times, ever less often, each a sample of 30,000 rows at most);
 - VACUUM when its dead rows reach a fifth of its live ones (the rollups and the operation
-  catalog, which are rewritten; spans and logs are only appended).
+  catalog, which are rewritten; spans and logs are only appended), and error events when
+  the rows appended since its last VACUUM reach a fifth of what it held (their count per
+  window is then read from the index alone).
 Both at least `MIN_ROWS` rows apart, so small partitions are not worked on every round.
 """
 
@@ -28,7 +30,11 @@ from app.db.partitions import partition_pattern_matches
 
 log = logging.getLogger(__name__)
 
-MAINTAINED_TABLES = ("spans", "span_rollups", "span_operations", "logs")
+MAINTAINED_TABLES = ("spans", "span_rollups", "span_operations", "logs", "error_events")
+# Also VACUUMed as rows are appended, so that counting them is an index-only scan: the
+# overview counts a window's error events (28,000 heap fetches, 228 ms, at 24 h of a
+# million spans before; spans are left out: a VACUUM also reads their whole GIN index).
+VACUUMED_ON_INSERT = ("error_events",)
 MIN_ROWS = 1000
 SHARE = 0.2
 
@@ -38,7 +44,9 @@ _STALE = text(
            s.n_mod_since_analyze >= :least
              AND (c.reltuples < 0 OR s.n_mod_since_analyze >= :share * c.reltuples)
              AS analyze,
-           s.n_dead_tup >= :least AND s.n_dead_tup >= :share * s.n_live_tup AS vacuum
+           (s.n_dead_tup >= :least AND s.n_dead_tup >= :share * s.n_live_tup)
+             OR (p.relname = ANY(:on_insert) AND s.n_ins_since_vacuum >= :least
+                 AND s.n_ins_since_vacuum >= :share * greatest(c.reltuples, 0)) AS vacuum
     FROM pg_inherits i
     JOIN pg_class c ON c.oid = i.inhrelid
     JOIN pg_class p ON p.oid = i.inhparent
@@ -55,7 +63,12 @@ async def maintain_partitions(engine: AsyncEngine) -> list[str]:
         rows = (
             await connection.execute(
                 _STALE,
-                {"tables": list(MAINTAINED_TABLES), "least": MIN_ROWS, "share": SHARE},
+                {
+                    "tables": list(MAINTAINED_TABLES),
+                    "on_insert": list(VACUUMED_ON_INSERT),
+                    "least": MIN_ROWS,
+                    "share": SHARE,
+                },
             )
         ).all()
     done = []

@@ -89,3 +89,21 @@ async def test_fresh_rows_are_analyzed_and_rewritten_rows_vacuumed(
     # A few changes are left to the next rounds.
     await _write(url, "UPDATE span_operations SET span_count = 0 WHERE name = 'op1'")
     assert await maintain_partitions(engine) == []
+
+
+async def test_appended_error_events_are_vacuumed(quiet: tuple[AsyncEngine, str]) -> None:
+    """Error events are only appended, yet VACUUMed as they grow: the overview counts a
+    window's events from the index alone once the pages are all-visible."""
+    engine, url = quiet
+    today = datetime.now(UTC).date()
+    await PartitionManager(engine).ensure("error_events", [today])
+    name = partition_name("error_events", today)
+    await _write(url, f'ALTER TABLE "{name}" SET (autovacuum_enabled = false)')
+    insert = (
+        "INSERT INTO error_events SELECT 1, int8send(n), 'f', $1::timestamptz, 's', 't', 'm',"
+        " '', '', 'span', NULL, NULL, '{}' FROM generate_series(1, 3000) AS n"
+    )
+    await _write(url, insert, datetime(today.year, today.month, today.day, tzinfo=UTC))
+    assert await maintain_partitions(engine) == [f'VACUUM (ANALYZE) "{name}"']
+    assert (await _stats(url, name))["last_vacuum"] is not None
+    assert await maintain_partitions(engine) == []
