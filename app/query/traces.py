@@ -45,16 +45,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    and_,
-    exists,
-    func,
-    or_,
-    select,
-    true,
-    tuple_,
-)
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import spans
