@@ -1,7 +1,8 @@
-# The collector as a container: `telemetry-collector serve` on port 4318.
+# The collector as a container: `telemetry-collector serve` on ports 4318 (OTLP/HTTP and the
+# REST API) and 4317 (OTLP/gRPC).
 #
 #   docker build -t telemetry-collector .
-#   docker run -p 4318:4318 -e TELEMETRY_DATABASE_URL=postgresql://user:pass@db:5432/telemetry \
+#   docker run -p 4318:4318 -p 4317:4317 -e TELEMETRY_DATABASE_URL=postgresql://user:pass@db:5432/telemetry \
 #       telemetry-collector
 #
 # The image needs TELEMETRY_DATABASE_URL: it leaves out the embedded PostgreSQL (the optional
@@ -36,7 +37,7 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/telemetry-collector --creat
         --shell /usr/sbin/nologin collector
 USER collector
 
-EXPOSE 4318
+EXPOSE 4318 4317
 
 # Healthy = ready: the database answers and its schema is this version's (/readyz), so
 # `depends_on: condition: service_healthy` waits for a collector that can take data.

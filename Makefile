@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test fuzz lint migrate demo bench bench-query bench-alerts bench-rule-queries bench-overload bench-reliability lock clean
+.PHONY: run test fuzz lint migrate demo bench bench-query bench-ui bench-alerts bench-rule-queries bench-overload bench-reliability lock clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench: $(BIN)/.installed
 
 bench-query: $(BIN)/.installed
 	$(BIN)/python bench/query.py
+
+bench-ui: $(BIN)/.installed
+	$(BIN)/python bench/ui.py
 
 # Figures for docs/operations.md: overload (3x senders, large batches) and outages.
 bench-overload: $(BIN)/.installed

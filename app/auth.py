@@ -153,7 +153,10 @@ class KeyStore:
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
 
     async def lookup(self, key: str) -> Principal | None:
-        digest = hash_key(key)
+        return await self.lookup_digest(hash_key(key))
+
+    async def lookup_digest(self, digest: bytes) -> Principal | None:
+        """As `lookup`, from the key's SHA-256 (what a UI session cookie carries)."""
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -53,6 +54,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # prometheus_client sums every process's samples from files in this directory.
         multiproc_dir = tempfile.mkdtemp(prefix="telemetry-metrics-")
         os.environ[MULTIPROC_ENV] = multiproc_dir
+    if workers > 1 and not settings.ui_secret:
+        # The workers inherit one signing key, so a UI sign-in holds on whichever worker a
+        # connection lands on; replicas still need TELEMETRY_UI_SECRET set alike.
+        os.environ["TELEMETRY_UI_SECRET"] = secrets.token_urlsafe(32)
     try:
         return serve(args.host or settings.host, args.port or settings.port, workers)
     finally:

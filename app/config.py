@@ -35,7 +35,23 @@ class Settings(BaseSettings):
     )
     host: str = Field("0.0.0.0", description="Listen address for `serve`.")
     port: int = Field(4318, description="Listen port (the OTLP/HTTP port).")
+    grpc_enabled: bool = Field(
+        True,
+        description="Serve OTLP/gRPC (traces, logs, metrics) on grpc_port, on the same address "
+        "as HTTP, in every worker process.",
+    )
+    grpc_port: int = Field(4317, description="Listen port of OTLP/gRPC.")
     auth_enabled: bool = Field(True, description="Require API keys on ingest and query.")
+    ui_enabled: bool = Field(
+        True, description="Serve the web UI at / and /ui/ (sign-in with an API key)."
+    )
+    ui_secret: str = Field(
+        "",
+        description="Key that signs UI session cookies; unset: a random one per `serve` "
+        "(shared by its workers), so sign-ins last until a restart and are not shared "
+        "between replicas.",
+    )
+    ui_session_ttl: str = Field("12h", description="How long a UI sign-in lasts.")
     key_cache_ttl: str = Field(
         "10s",
         description="How long a process trusts an API key lookup (hits and misses): a revoked "

@@ -42,6 +42,7 @@ from app.db.embedded import start_embedded
 from app.db.engine import create_engine, database_responds
 from app.db.migrate import head_revision
 from app.db.partitions import PARTITIONED_TABLES, PartitionManager
+from app.grpc.server import start_grpc, stop_grpc
 from app.ingest.admission import Admission
 from app.ingest.enrich import Enricher
 from app.ingest.error_groups import ERROR_EVENTS_HOOK
@@ -51,6 +52,7 @@ from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
 from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
+from app.ui import install_ui
 from app.workers.alert_eval import evaluate_round
 from app.workers.delivery import Deliverer
 from app.workers.dispatch import dispatch_round
@@ -169,10 +171,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         admission=Admission(settings.max_inflight_bytes),
         offload=Offload(),
     )
-    log.info("collector started", extra={"auth_enabled": settings.auth_enabled})
+    grpc_server = None
     try:
+        if settings.grpc_enabled:
+            # Same address as HTTP (serve puts --host in TELEMETRY_HOST); a port that cannot
+            # be bound fails startup, as an HTTP port in use does.
+            grpc_server = await start_grpc(app.state.services, settings.host)
+        log.info("collector started", extra={"auth_enabled": settings.auth_enabled})
         yield
     finally:
+        if grpc_server is not None:
+            await stop_grpc(grpc_server)
         await workers.stop(timeout_s=WRITER_DRAIN_S)
         await writer.stop(timeout_s=WRITER_DRAIN_S)
         app.state.services.offload.close()
@@ -269,6 +278,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ]
     for router in routers:
         app.include_router(router)
+    if settings.ui_enabled:
+        install_ui(app, settings)
     app.add_middleware(Failsafe)  # inside RequestContext, which logs what it answers
     app.add_middleware(RequestContext)
     return app

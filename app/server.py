@@ -14,6 +14,7 @@ the process died by it (143, and `make run` printed "Error 143"); `_Server` does
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import gc
@@ -55,6 +56,15 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """Bound, not listening: fails if another program holds the port, takes no connection."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
 class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -69,6 +79,14 @@ class _Server(uvicorn.Server):
         # The event loop shares the GIL with the decoding threads; it waits up to the
         # switch interval for it each time it wakes up, 5 ms by default.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # OTLP/gRPC stops taking calls when HTTP stops taking connections, and both drain
+        # together, so the whole shutdown fits in serve's deadline (imported here: the
+        # parent process of --workers never loads grpc).
+        from app.grpc.server import stop_all_grpc
+
+        await asyncio.gather(super().shutdown(sockets=sockets), stop_all_grpc())
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -122,8 +140,15 @@ def _worker(host: str, port: int) -> None:
     _Server(_config()).run(sockets=[_listen(host, port)])
 
 
+def _share_host(host: str) -> None:
+    """Each process's gRPC server (started in the app's lifespan) listens on `host` too."""
+    os.environ["TELEMETRY_HOST"] = host
+    get_settings.cache_clear()
+
+
 def serve(host: str, port: int, workers: int) -> int:
     """Serve until SIGTERM/SIGINT; the exit status (0 after a clean shutdown)."""
+    _share_host(host)
     if workers <= 1:
         config = _config()
         config.host, config.port = host, port
@@ -131,6 +156,15 @@ def serve(host: str, port: int, workers: int) -> int:
         return 0
     # Bind once here so a port in use fails loudly before any worker starts.
     probe = _listen(host, port)
+    settings = get_settings()
+    grpc_probe = None
+    if settings.grpc_enabled:
+        try:
+            grpc_probe = _bind(host, settings.grpc_port)
+        except OSError as error:
+            probe.close()
+            log.error(f"cannot listen for OTLP/gRPC on {host}:{settings.grpc_port}: {error}")
+            return 1
     context = multiprocessing.get_context("spawn")
     processes: list[BaseProcess] = []
     stopping = False
@@ -151,6 +185,8 @@ def serve(host: str, port: int, workers: int) -> int:
     signal.signal(signal.SIGINT, stop)
     processes.extend(start() for _ in range(workers))
     probe.close()
+    if grpc_probe is not None:
+        grpc_probe.close()
     log.info("serving", extra={"workers": workers, "port": port})
     while not stopping:
         time.sleep(0.5)

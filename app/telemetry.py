@@ -45,6 +45,12 @@ REQUEST_DURATION = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+GRPC_REQUEST_DURATION = Histogram(
+    "telemetry_grpc_request_duration_seconds",
+    "OTLP/gRPC call duration by method and status code.",
+    ["method", "code"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 INGEST_INFLIGHT_BYTES = Gauge(
     "telemetry_ingest_inflight_bytes",
     "Bytes reserved by ingest requests in flight (bodies plus their decoded estimate).",

@@ -100,6 +100,37 @@ async def post_all(
     return time.perf_counter() - started, failures
 
 
+async def export_all(
+    target: str, method: str, bodies: Sequence[bytes], clients: int
+) -> tuple[float, int]:
+    """Call the OTLP/gRPC `method` with every body from `clients` concurrent channels (one
+    HTTP/2 connection each, as `clients` exporters); (seconds, non-OK answers)."""
+    import grpc
+
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    failures = 0
+
+    async def client() -> None:
+        nonlocal failures
+        # Channels of one process to one target share a connection by default (gRPC's
+        # global subchannel pool): a local pool gives each its own, as separate exporters.
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
+            export = channel.unary_unary(method, request_serializer=None)
+            while not queue.empty():
+                body = queue.get_nowait()
+                try:
+                    await export(body, timeout=120)
+                except grpc.aio.AioRpcError:
+                    failures += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return time.perf_counter() - started, failures
+
+
 async def seed_spans(url: str, spans: int, clients: int, spread_s: float) -> float:
     """POST `spans` generated spans (bench/datagen.py) spread over the last `spread_s`
     seconds to a collector's /v1/traces; returns the seconds it took."""
@@ -121,14 +152,45 @@ async def seed_spans(url: str, spans: int, clients: int, spread_s: float) -> flo
     return time.perf_counter() - started
 
 
+def backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each local PostgreSQL backend connected to `database`, by pid
+    (empty when the server is not on this machine)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                title = cmdline.read().decode(errors="replace")
+            if not title.startswith("postgres") or f" {database} " not in title:
+                continue
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def backend_cpu_since(database: str, before: dict[int, float]) -> float:
+    """CPU seconds the backends of `database` used since `before` (backend_cpu's answer);
+    backends that exited in between are not counted."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in backend_cpu(database).items())
+
+
 async def raw_copy(
     database: ScratchDatabase,
     table: str,
     columns: Sequence[str],
     chunks: Sequence[list[tuple]],
     clients: int,
+    cpu: dict[str, float] | None = None,
 ) -> float:
-    """COPY the same rows into a scratch copy of `table` from `clients` connections."""
+    """COPY the same rows into a scratch copy of `table` from `clients` connections.
+
+    `cpu`, when given, receives the CPU seconds used during the COPYs by PostgreSQL's
+    backends ("postgres") and by this process ("client").
+    """
     scratch = f"scratch_{table}"
     setup = await database.connect()
     await setup.execute(f'CREATE TABLE "{scratch}" (LIKE "{table}" INCLUDING INDEXES)')
@@ -143,9 +205,13 @@ async def raw_copy(
             rows = queue.get_nowait()
             await connection.copy_records_to_table(scratch, records=rows, columns=list(columns))
 
+    backends, own = backend_cpu(database.name), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker(connection) for connection in connections))
     elapsed = time.perf_counter() - started
+    if cpu is not None:
+        cpu["client"] = time.process_time() - own
+        cpu["postgres"] = backend_cpu_since(database.name, backends)
     for connection in connections:
         await connection.close()
     return elapsed

@@ -103,6 +103,8 @@ class Collector:
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
     port: int = field(default_factory=free_port)
+    # Never the default 4317: collectors of one run (and other runs) must not share it.
+    grpc_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -110,11 +112,17 @@ class Collector:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def grpc_target(self) -> str:
+        """The OTLP/gRPC address, as grpc.insecure_channel takes it."""
+        return f"127.0.0.1:{self.grpc_port}"
+
     def start(self, log_dir: Path, timeout_s: float = 60.0) -> Collector:
         env = {
             **os.environ,
             "TELEMETRY_DATABASE_URL": self.database_url,
             "TELEMETRY_LOG_LEVEL": "warning",
+            "TELEMETRY_GRPC_PORT": str(self.grpc_port),
             **self.env,
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -329,3 +337,18 @@ class RawHttp:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The worker processes `serve --workers N` (pid `parent`) spawned (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in cmdline:
+                found.add(int(entry.name))
+    return found

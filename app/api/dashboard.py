@@ -16,7 +16,8 @@ router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 MAX_WINDOW_S = 31 * 86400
 
 
-def _window(window: str) -> float:
+def parse_window(window: str) -> float:
+    """`window` in seconds; BadRequest unless it is a duration from 1m to 31d."""
     try:
         seconds = parse_duration_seconds(window)
     except ValueError as error:
@@ -36,7 +37,7 @@ async def overview(
     return await dashboard.overview(
         services.read_engine,
         principal.project_id,
-        window_s=_window(window),
+        window_s=parse_window(window),
         service=text_param(service),
     )
 
@@ -51,6 +52,6 @@ async def llm(
     return await dashboard.llm_usage(
         services.read_engine,
         principal.project_id,
-        window_s=_window(window),
+        window_s=parse_window(window),
         service=text_param(service),
     )

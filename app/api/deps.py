@@ -26,14 +26,20 @@ _HOW = "send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
 def presented_key(request: Request) -> str:
     """The API key the request presents; raises Unauthorized saying what is missing or
     malformed (never echoing what could be a key)."""
-    authorization = (request.headers.get("authorization") or "").strip()
+    return key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+
+
+def key_from_headers(authorization: str | None, x_api_key: str | None) -> str:
+    """The key in an `Authorization: Bearer` or `x-api-key` header (HTTP headers and gRPC
+    metadata alike); raises Unauthorized saying what is missing or malformed."""
+    authorization = (authorization or "").strip()
     if "%20" in authorization[:10]:
         # OTEL_EXPORTER_OTLP_HEADERS values are percent-encoded; some SDKs send them as is.
         authorization = unquote(authorization).strip()
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    key = (request.headers.get("x-api-key") or "").strip()
+    key = (x_api_key or "").strip()
     if key:
         return key
     if not authorization:
@@ -54,10 +60,22 @@ def presented_key(request: Request) -> str:
 
 async def authorize(request: Request, scope: str) -> Principal:
     """The caller's principal if its key has `scope`; raises 401/403 otherwise."""
-    services = get_services(request)
+    return await authorize_headers(
+        get_services(request),
+        request.headers.get("authorization"),
+        request.headers.get("x-api-key"),
+        scope,
+    )
+
+
+async def authorize_headers(
+    services: Services, authorization: str | None, x_api_key: str | None, scope: str
+) -> Principal:
+    """`authorize` for credentials read elsewhere (gRPC metadata): Unauthorized,
+    Forbidden, or ServiceUnavailable while the key cannot be checked."""
     if not services.settings.auth_enabled:
         return Principal(services.default_project_id, DEFAULT_PROJECT, frozenset(SCOPES))
-    key = presented_key(request)
+    key = key_from_headers(authorization, x_api_key)
     try:
         principal = await services.keys.lookup(key)
     except Exception as error:

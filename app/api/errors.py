@@ -176,7 +176,6 @@ def describe_bad_requests(schema: dict[str, Any]) -> None:
     `{"error": {"code", "message"}}`, so that is what the document says."""
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
-    schemas["JaegerError"] = JAEGER_ERROR_SCHEMA
     for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
         if not isinstance(operation, dict):
             continue
@@ -184,6 +183,7 @@ def describe_bad_requests(schema: dict[str, Any]) -> None:
         jaeger = JAEGER_TAG in operation.get("tags", [])
         if responses.pop("422", None) is not None or jaeger:
             shape = "JaegerError" if jaeger else "Error"
+            schemas.setdefault(shape, JAEGER_ERROR_SCHEMA if jaeger else ERROR_SCHEMA)
             responses["400"] = {
                 "description": "Bad request: the message names each parameter or field",
                 "content": {

@@ -105,7 +105,7 @@ async def _decode_and_store(
         batch = await services.offload(signal.decode_protobuf, body, limits)
     else:
         batch = await services.offload(_decode_json, signal.decode_json, body, limits)
-    await _store(services, principal, batch, signal)
+    await store_batch(services, principal, batch, signal)
     return batch
 
 
@@ -115,7 +115,7 @@ def _decode_json(
     return decode(payload.parse_json(body), limits)
 
 
-async def _store(
+async def store_batch(
     services: Services, principal: Principal, batch: DecodedBatch, signal: OtlpSignal
 ) -> None:
     retry_after = services.settings.retry_after_s

@@ -122,18 +122,57 @@ def any_value_pb(value: common_pb2.AnyValue, limits: DecodeLimits, depth: int = 
             for kv in value.kvlist_value.values
         }
     if kind == "bytes_value":
-        # jsonb has no bytes; the OTLP JSON encoding's base64 is the natural text form.
-        return base64.b64encode(value.bytes_value).decode("ascii")
+        # jsonb has no bytes; the OTLP JSON encoding's base64 is the natural text form,
+        # cut at the value limit as JSON's is. Only the bytes the kept text shows are
+        # encoded: base64 of a prefix of 3n bytes is a prefix of the whole's base64.
+        kept = value.bytes_value[: (limits.max_value_chars + 3) // 4 * 3]
+        return base64.b64encode(kept).decode("ascii")[: limits.max_value_chars]
     return None
 
 
 def attributes_pb(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any], int]:
     """Repeated KeyValue → (dict, how many were dropped over the limit)."""
+    max_attributes = limits.max_attributes
+    if len(key_values) > max_attributes:
+        return _attributes_over_limit_pb(key_values, limits)
+    # The hot loop of protobuf ingest. Under the count limit nothing is dropped, so the
+    # per-key limit checks are skipped; scalar values are read inline (each call and each
+    # message access costs as much as the conversion itself), containers are delegated.
+    result: dict[str, Any] = {}
+    max_chars = limits.max_value_chars
+    for kv in key_values:
+        key = kv.key
+        if "\x00" in key or len(key) > 1024:
+            key = clean_text(key, 1024)
+        value = kv.value
+        # A non-empty string_value is the oneof's member (the others read as ""): most
+        # values are strings, and this spares them the WhichOneof call.
+        text = value.string_value
+        if text:
+            if "\x00" in text or len(text) > max_chars:
+                text = clean_text(text, max_chars)
+            result[key] = text
+            continue
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            result[key] = text
+        elif kind == "int_value":
+            result[key] = value.int_value
+        elif kind == "bool_value":
+            result[key] = value.bool_value
+        else:
+            try:
+                result[key] = any_value_pb(value, limits)
+            except InvalidItem as problem:
+                raise InvalidItem(f"attribute {key!r:.80}: {problem}") from None
+    return result, 0
+
+
+def _attributes_over_limit_pb(key_values: Any, limits: DecodeLimits) -> tuple[dict[str, Any], int]:
     result: dict[str, Any] = {}
     dropped = 0
     max_attributes = limits.max_attributes
     max_chars = limits.max_value_chars
-    # The hot loop of protobuf ingest: string values are inlined, the rest delegated.
     for kv in key_values:
         key = kv.key
         # Past the limit the GenAI keys are still kept (a fixed set, so still bounded): LLM

@@ -38,6 +38,10 @@ def is_unavailable(error: BaseException | None) -> bool:
                 asyncio.TimeoutError,
                 asyncpg.exceptions.ConnectionDoesNotExistError,
                 asyncpg.exceptions.InterfaceError,
+                # The connection's protocol state is broken ("cannot switch to state …;
+                # another operation is in progress"), as when the server ended the session
+                # under an operation: the connection is gone, not the data at fault.
+                asyncpg.exceptions.InternalClientError,
                 sa_exc.TimeoutError,
             ),
         ):
@@ -47,7 +51,9 @@ def is_unavailable(error: BaseException | None) -> bool:
             return True
         if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
             return True
-        error = getattr(error, "orig", None) or error.__cause__
+        # An error raised while cleaning up (a ROLLBACK on a dead connection) hides the
+        # one that caused it in __context__.
+        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
         seen += 1
     return False
 

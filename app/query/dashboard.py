@@ -11,7 +11,8 @@ Contract:
 - Timeseries divide the window into about 60 steps of whole minutes; each array has one
   value per step, oldest first, and `timestamps` gives each step's start. Totals count
   every minute of the window, also the one holding `now` when `now` ends the last step
-  exactly (a minute no step covers).
+  exactly (a minute no step covers). `llm_timeseries` gives tokens and cost per model on
+  the same steps.
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ def window_bounds(window_s: float, now: datetime | None = None) -> tuple[datetim
     end = now or datetime.now(UTC)
     start = end - timedelta(seconds=window_s)
     origin = start.replace(second=0, microsecond=0)
-    step_minutes = max(1, math.ceil(window_s / 60 / TARGET_STEPS))
-    return origin, end, step_minutes
+    return origin, end, _step_minutes(window_s)
+
+
+def _step_minutes(window_s: float) -> int:
+    return max(1, math.ceil(window_s / 60 / TARGET_STEPS))
 
 
 def _reader(
@@ -62,6 +66,20 @@ def _reader(
     return read
 
 
+def _steps(window_s: float, now: datetime | None) -> tuple[datetime, datetime, int, Any]:
+    """(origin, end, number of steps, the rollup row's step index as a SQL expression)."""
+    origin, end, step_minutes = window_bounds(window_s, now)
+    step_s = step_minutes * 60
+    steps = math.ceil((end - origin).total_seconds() / step_s)
+    step = cast(func.floor(extract("epoch", r.c.minute - origin) / step_s), Integer).label("step")
+    return origin, end, steps, step
+
+
+def _timestamps(window_s: float, origin: datetime, steps: int) -> list[str]:
+    step_s = _step_minutes(window_s) * 60
+    return [iso(origin + timedelta(seconds=step_s * index)) for index in range(steps)]
+
+
 def _ratio(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
@@ -74,10 +92,7 @@ async def overview(
     service: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    origin, end, step_minutes = window_bounds(window_s, now)
-    step_s = step_minutes * 60
-    steps = math.ceil((end - origin).total_seconds() / step_s)
-    step = cast(func.floor(extract("epoch", r.c.minute - origin) / step_s), Integer).label("step")
+    origin, end, steps, step = _steps(window_s, now)
     async with engine.connect() as connection:
         read = _reader(connection, project_id, window_s, service, end)
         per_step = await read(REQUEST, keys=[step])
@@ -123,14 +138,52 @@ async def overview(
             "cache_hit_rate": _ratio(llm.cache_read_tokens, llm.input_tokens),
         },
         "timeseries": {
-            "step": f"{step_minutes}m",
-            "timestamps": [
-                iso(origin + timedelta(seconds=step_s * index)) for index in range(steps)
-            ],
+            "step": f"{_step_minutes(window_s)}m",
+            "timestamps": _timestamps(window_s, origin, steps),
             "requests": [stats.count for stats in by_step],
             "errors": [stats.errors for stats in by_step],
+            "p50_ms": [stats.percentile(0.5) for stats in by_step],
             "p95_ms": [stats.percentile(0.95) for stats in by_step],
         },
+    }
+
+
+async def llm_timeseries(
+    engine: AsyncEngine,
+    project_id: int,
+    *,
+    window_s: float,
+    service: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Tokens and cost per model, on the steps `overview` uses (the UI's per-model charts).
+
+    `models` is ordered by cost over the window, most expensive first; each has one value
+    per step (0 where the model made no call).
+    """
+    origin, end, steps, step = _steps(window_s, now)
+    async with engine.connect() as connection:
+        read = _reader(connection, project_id, window_s, service, end)
+        found = await read(LLM, keys=[step, r.c.model], sketches=False)
+    per_model: dict[str, list[SpanStats]] = {}
+    for (index, model), stats in found.items():
+        if 0 <= index < steps:
+            per_model.setdefault(model or "", [SpanStats() for _ in range(steps)])[index] = stats
+    ordered = sorted(
+        per_model.items(), key=lambda item: (-sum(s.cost_usd for s in item[1]), item[0])
+    )
+    return {
+        "step": f"{_step_minutes(window_s)}m",
+        "timestamps": _timestamps(window_s, origin, steps),
+        "models": [
+            {
+                "model": model or None,
+                "input_tokens": [stats.input_tokens for stats in series],
+                "output_tokens": [stats.output_tokens for stats in series],
+                "cost_usd": [round(stats.cost_usd, 6) for stats in series],
+            }
+            for model, series in ordered
+        ],
     }
 
 

@@ -148,3 +148,39 @@ async def set_status(
             )
         ).first()
     return _group(row) if row else None
+
+
+async def events_in_trace(
+    engine: AsyncEngine, project_id: int, trace_id: bytes, *, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """The error events of one trace in `start..end` (the trace's span): which span raised
+    what, and its group (the trace page links each span to its error group)."""
+    query = (
+        select(
+            error_events.c.fingerprint,
+            error_events.c.span_id,
+            error_events.c.type,
+            error_events.c.message,
+            error_events.c.time,
+        )
+        .where(
+            error_events.c.project_id == project_id,
+            error_events.c.time >= start,
+            error_events.c.time <= end,
+            error_events.c.trace_id == trace_id,
+        )
+        .order_by(error_events.c.time)
+        .limit(200)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [
+        {
+            "fingerprint": row.fingerprint,
+            "span_id": row.span_id.hex() if row.span_id else None,
+            "type": row.type,
+            "message": row.message,
+            "time": iso(row.time),
+        }
+        for row in rows
+    ]

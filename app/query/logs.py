@@ -14,7 +14,8 @@ Contract of `search_logs`:
   parsed by websearch_to_tsquery: several words must all occur, "double quotes" make a
   phrase, `or` and `-word` work as on web search engines. `level` is a minimum: a log
   matches by its severity number, or, when that is 0 (unspecified), by a well-known
-  severity text such as "ERROR". `service` is the resource's service.name, `trace_id` the
+  severity text such as "ERROR". `span_id` (the UI's logs of one span) is the raw 8-byte
+  id. `service` is the resource's service.name, `trace_id` the
   raw 16-byte id, attributes compare as in trace search (`attribute_condition`).
 - Limits. `limit` is 1..MAX_LOG_LIMIT; `next_cursor` is null on the last page. With a
   cursor the time window is the first page's and the filters must be the same (else
@@ -51,17 +52,20 @@ class LogFilters:
     service: str | None = None
     trace_id: bytes | None = None
     attributes: tuple[tuple[str, str], ...] = ()
+    # The UI's "logs of this span"; in the digest only when set (older cursors stay valid).
+    span_id: bytes | None = None
 
     def digest(self) -> str:
-        return filters_digest(
-            {
-                "q": self.text,
-                "level": self.level,
-                "service": self.service,
-                "trace_id": self.trace_id.hex() if self.trace_id else None,
-                "attributes": sorted(self.attributes),
-            }
-        )
+        filters: dict[str, Any] = {
+            "q": self.text,
+            "level": self.level,
+            "service": self.service,
+            "trace_id": self.trace_id.hex() if self.trace_id else None,
+            "attributes": sorted(self.attributes),
+        }
+        if self.span_id is not None:
+            filters["span_id"] = self.span_id.hex()
+        return filters_digest(filters)
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
@@ -77,6 +81,8 @@ class LogFilters:
             found.append(logs.c.service_name == self.service)
         if self.trace_id is not None:
             found.append(logs.c.trace_id == self.trace_id)
+        if self.span_id is not None:
+            found.append(logs.c.span_id == self.span_id)
         found.extend(
             attribute_condition(logs.c.attributes, key, value) for key, value in self.attributes
         )

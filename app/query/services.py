@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Subquery, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db.tables import span_operations, spans
+from app.db.tables import span_operations, span_rollups, spans
 from app.domain.records import STATUS_ERROR
 from app.query.traces import fetch_planned_for_values
 
@@ -115,3 +115,21 @@ async def list_services(
             {"name": row.name, "span_count": span_count, "error_count": error_count}
         )
     return list(services.values())
+
+
+async def rollup_service_names(
+    engine: AsyncEngine, project_id: int, *, start: datetime, end: datetime
+) -> list[str]:
+    """Services with requests, LLM or tool calls in `start..end`, read from the per-minute
+    rollups (cheap at any traffic: the UI's service pickers)."""
+    query = (
+        select(span_rollups.c.service_name)
+        .where(
+            span_rollups.c.project_id == project_id,
+            span_rollups.c.minute >= start.replace(second=0, microsecond=0),
+            span_rollups.c.minute <= end,
+        )
+        .distinct()
+        .order_by(span_rollups.c.service_name)
+    )
+    return [row.service_name for row in await fetch_planned_for_values(engine, query)]

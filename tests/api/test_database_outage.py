@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -23,13 +23,6 @@ from otlp_testkit import (
     via_proxy,
 )
 from support import Collector
-
-
-@pytest.fixture
-def proxy(database_url: str) -> Iterator[TcpProxy]:
-    running = TcpProxy(database_url).start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

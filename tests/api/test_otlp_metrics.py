@@ -6,13 +6,12 @@ import asyncio
 import bisect
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -417,13 +416,6 @@ async def test_python_sdk_counter_updown_histogram_gauge(
 
 
 # ---------------------------------------------------------------- database outage
-
-
-@pytest.fixture
-def proxy(database_url: str) -> Iterator[TcpProxy]:
-    running = TcpProxy(database_url).start()
-    yield running
-    running.stop()
 
 
 def _gauge(name: str, when: int, **point_attributes: str) -> dict[str, Any]:

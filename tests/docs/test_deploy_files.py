@@ -13,6 +13,8 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from app.config import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = re.compile(r"^(?P<name>[\w./-]+):v?(?P<version>[\d.]+)(-[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
 # PostgreSQL names a release MAJOR.MINOR; the others here MAJOR.MINOR.PATCH.
@@ -89,3 +91,14 @@ def test_compose_pins_images_and_starts_prometheus_once_the_collector_is_healthy
     assert services["prometheus"]["depends_on"]["collector"]["condition"] == "service_healthy"
     assert services["collector"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "TELEMETRY_DATABASE_URL" in services["collector"]["environment"]
+
+
+def test_image_and_compose_publish_both_otlp_ports() -> None:
+    settings = Settings.model_fields
+    http, grpc = settings["port"].default, settings["grpc_port"].default
+    assert (http, grpc) == (4318, 4317)
+    exposed = re.findall(r"^EXPOSE\s+(.*)$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert {int(port) for line in exposed for port in line.split()} == {http, grpc}
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    published = compose["services"]["collector"]["ports"]
+    assert {f"{http}:{http}", f"{grpc}:{grpc}"} <= set(published)

@@ -1,4 +1,5 @@
-"""Group commit: a request whose rows PostgreSQL refuses fails alone, never its flush-mates."""
+"""Group commit: a request whose rows PostgreSQL refuses fails alone, never its flush-mates;
+the connections the writer keeps between flushes are replaced when lost, not an outage."""
 
 from __future__ import annotations
 
@@ -76,3 +77,57 @@ async def test_one_refused_request_does_not_fail_the_others_in_its_flush(
         project_id,
     )
     assert {row["trace_id"].hex(): row["spans"] for row in stored} == dict.fromkeys(good, 3)
+
+
+async def _writer_backends(db: asyncpg.Connection, database: str) -> list[int]:
+    rows = await db.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = "
+        "'telemetry-collector' AND pid <> pg_backend_pid()",
+        database,
+    )
+    return [row["pid"] for row in rows]
+
+
+async def test_a_connection_lost_between_flushes_is_replaced_without_an_error(
+    engine: AsyncEngine, db: asyncpg.Connection, database_url: str
+) -> None:
+    project_id = await ensure_project(engine, f"writer-conn-{uuid.uuid4().hex[:8]}")
+    database = await db.fetchval("SELECT current_database()")
+    writer_engine = create_engine(Settings(database_url=database_url), database_url, pool_size=1)
+    writer = GroupCommitWriter(writer_engine, PartitionManager(writer_engine), flushers=1)
+    await writer.start()
+    traces = [uuid.uuid4().hex for _ in range(4)]
+    try:
+        await writer.write([_rows(project_id, traces[0])])
+        # The kept connection is the only one the writer's pool opened.
+        before = set(await _writer_backends(db, database))
+        assert before
+        # The server drops every connection (a restart, an idle timeout, a proxy).
+        for pid in before:
+            await db.execute("SELECT pg_terminate_backend($1)", pid)
+        await writer.write([_rows(project_id, traces[1])])
+        assert not writer.breaker.is_open
+        after = set(await _writer_backends(db, database))
+        assert after and not after & before
+        # A data error discards its connection too; the next write still goes through.
+        bad = _rows(project_id, traces[2])
+        name = list(bad.columns).index("name")
+        bad.rows[0] = (*bad.rows[0][:name], None, *bad.rows[0][name + 1 :])
+        try:
+            await writer.write([bad])
+            raise AssertionError("a NULL name was accepted")
+        except WriteRejected:
+            pass
+        await writer.write([_rows(project_id, traces[3])])
+    finally:
+        await writer.stop()
+        await writer_engine.dispose()
+    stored = await db.fetch(
+        "SELECT trace_id, count(*) AS spans FROM spans WHERE project_id = $1 GROUP BY trace_id",
+        project_id,
+    )
+    assert {row["trace_id"].hex(): row["spans"] for row in stored} == {
+        traces[0]: 3,
+        traces[1]: 3,
+        traces[3]: 3,
+    }

@@ -178,3 +178,29 @@ async def test_dashboard_bad_window_and_isolation(client, collector, make_key, d
         body = (await http.get("/api/v1/dashboard/overview")).json()
         assert body["requests"] == 0 and body["llm"]["input_tokens"] == 0
         assert (await http.get("/api/v1/dashboard/llm")).json()["models"] == []
+
+
+async def test_llm_timeseries_per_model_adds_up_to_the_llm_dashboard(
+    client, dataset, engine, db, project_name
+) -> None:
+    from app.query.dashboard import llm_timeseries, overview
+
+    project_id = await db.fetchval("SELECT id FROM projects WHERE name = $1", project_name)
+    now = datetime.now(UTC)
+    series = await llm_timeseries(engine, project_id, window_s=3600, now=now)
+    steps = (await overview(engine, project_id, window_s=3600, now=now))["timeseries"]
+    assert series["timestamps"] == steps["timestamps"] and series["step"] == steps["step"]
+    assert len(steps["p50_ms"]) == len(steps["p95_ms"])
+    busy = [i for i, count in enumerate(steps["requests"]) if count]
+    assert all(steps["p50_ms"][i] <= steps["p95_ms"][i] for i in busy)
+    models = (await client.get("/api/v1/dashboard/llm", params={"window": "1h"})).json()["models"]
+    by_model = {item["model"]: item for item in series["models"]}
+    assert set(by_model) == {"gpt-4o", "claude-sonnet-4-5"}
+    # Most expensive first, as the LLM dashboard orders them.
+    assert [item["model"] for item in series["models"]] == [item["model"] for item in models]
+    for item in models:
+        mine = by_model[item["model"]]
+        assert len(mine["input_tokens"]) == len(series["timestamps"])
+        assert sum(mine["input_tokens"]) == item["input_tokens"]
+        assert sum(mine["output_tokens"]) == item["output_tokens"]
+        assert sum(mine["cost_usd"]) == pytest.approx(item["cost_usd"], abs=1e-5)
