@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -76,6 +77,21 @@ async def matching_traces(
     return sorted({row.trace_id for row in rows})
 
 
+def no_earlier_root(project_id: int, root: Any) -> ColumnElement[bool]:
+    """No root of `root`'s trace (columns trace_id, start_time, span_id) came before it, by
+    (start time, span id): a trace with several parentless spans is listed once, at its
+    earliest root."""
+    earlier = spans.alias("earlier_root")
+    return ~exists().where(
+        earlier.c.project_id == project_id,
+        earlier.c.trace_id == root.c.trace_id,
+        earlier.c.is_root,
+        # Redundant with the next line; lets PostgreSQL skip newer partitions.
+        earlier.c.start_time <= root.c.start_time,
+        tuple_(earlier.c.start_time, earlier.c.span_id) < tuple_(root.c.start_time, root.c.span_id),
+    )
+
+
 def candidate_page(
     project_id: int,
     candidates: Sequence[bytes],
@@ -119,7 +135,6 @@ def candidate_page(
         .offset(0)
         .subquery("newest")
     )
-    earlier = spans.alias("earlier_root")
     return (
         select(
             newest.c.trace_id,
@@ -127,16 +142,7 @@ def candidate_page(
             newest.c.service_name.label("root_service"),
             newest.c.name.label("root_name"),
         )
-        .where(
-            ~exists().where(
-                earlier.c.project_id == project_id,
-                earlier.c.trace_id == newest.c.trace_id,
-                earlier.c.is_root,
-                earlier.c.start_time <= newest.c.start_time,
-                tuple_(earlier.c.start_time, earlier.c.span_id)
-                < tuple_(newest.c.start_time, newest.c.span_id),
-            )
-        )
+        .where(no_earlier_root(project_id, newest))
         .order_by(newest.c.start_time.desc(), newest.c.trace_id.desc())
         .limit(limit + 1)
         .subquery("page")

@@ -60,7 +60,7 @@ from app.query.cursor import (
     encode_cursor,
     filters_digest,
 )
-from app.query.trace_candidates import candidate_page, matching_traces
+from app.query.trace_candidates import candidate_page, matching_traces, no_earlier_root
 
 MAX_TRACE_LIMIT = 100
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
@@ -395,22 +395,12 @@ def _walk_page(
 ) -> Any:
     """The window's roots newest first, each tested for a matching span."""
     root = spans.alias("root")
-    earlier_root = spans.alias("earlier_root")
     conditions: list[ColumnElement[bool]] = [
         root.c.project_id == project_id,
         root.c.is_root,
         root.c.start_time >= start,
         root.c.start_time <= end,
-        # Listed once, at the earliest root, when a trace has several parentless spans.
-        ~exists().where(
-            earlier_root.c.project_id == project_id,
-            earlier_root.c.trace_id == root.c.trace_id,
-            earlier_root.c.is_root,
-            # Redundant with the next line; lets PostgreSQL skip newer partitions.
-            earlier_root.c.start_time <= root.c.start_time,
-            tuple_(earlier_root.c.start_time, earlier_root.c.span_id)
-            < tuple_(root.c.start_time, root.c.span_id),
-        ),
+        no_earlier_root(project_id, root),
     ]
     if position is not None:
         conditions.append(tuple_(root.c.start_time, root.c.trace_id) < tuple_(*position))
