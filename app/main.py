@@ -47,7 +47,7 @@ from app.ingest.admission import Admission
 from app.ingest.enrich import Enricher
 from app.ingest.error_groups import ERROR_EVENTS_HOOK
 from app.ingest.offload import Offload
-from app.ingest.rollups import SPANS_HOOK
+from app.ingest.operations import SPANS_HOOK
 from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
@@ -56,6 +56,8 @@ from app.ui import install_ui
 from app.workers.alert_eval import evaluate_round
 from app.workers.delivery import Deliverer
 from app.workers.dispatch import dispatch_round
+from app.workers.operations import compact_operations
+from app.workers.partition_stats import maintain_partitions
 from app.workers.retention import drop_expired
 from app.workers.rollups import compact_rollups
 from app.workers.runner import Job, Workers
@@ -80,6 +82,10 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
 
     async def rollups(engine: AsyncEngine) -> None:
         await compact_rollups(engine)
+        await compact_operations(engine)
+
+    async def partition_maintenance(engine: AsyncEngine) -> None:
+        await maintain_partitions(engine)
 
     async def dispatch(engine: AsyncEngine) -> None:
         await dispatch_round(engine, settings)
@@ -100,6 +106,8 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
 
     return [
         Job("rollup-compaction", settings.seconds("rollup_interval"), rollups),
+        # As often as compaction: both keep fresh data cheap to read.
+        Job("partition-maintenance", settings.seconds("rollup_interval"), partition_maintenance),
         Job("retention", settings.seconds("retention_interval"), retention),
         Job("notification-dispatch", settings.seconds("alert_dispatch_interval"), dispatch),
         Job(

@@ -11,9 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Only these parents are partitioned; names are never taken from requests.
 PARTITIONED_TABLES = frozenset(
-    {"spans", "logs", "metric_points", "error_events", "span_rollups", "slo_minutes"}
+    {
+        "spans",
+        "logs",
+        "metric_points",
+        "error_events",
+        "span_rollups",
+        "span_operations",
+        "slo_minutes",
+    }
 )
 _PARTITION_NAME = re.compile(r"^(?P<table>[a-z_]+)_p(?P<day>\d{8})$")
+
+
+def partition_pattern_matches(name: str, table: str) -> bool:
+    """`name` is a day partition's name of `table` (safe to quote as an identifier)."""
+    match = _PARTITION_NAME.match(name)
+    return bool(match) and match.group("table") == table and table in PARTITIONED_TABLES
 
 
 def partition_name(table: str, day: date) -> str:

@@ -247,6 +247,26 @@ span_rollups = Table(
 
 ROLLUP_COLUMNS: tuple[str, ...] = tuple(column.name for column in span_rollups.columns)
 
+# Spans per minute, service, span name and kind (migration 0008), partitioned by day on
+# `minute`: appended at ingest in the spans' own transaction (app/ingest/operations.py),
+# so each span counts once, late data included, and merged per key by the compaction
+# job (app/workers/operations.py). The services list sums whatever rows exist.
+span_operations = Table(
+    "span_operations",
+    metadata,
+    Column("project_id", BigInteger, nullable=False),
+    Column("minute", DateTime(timezone=True), nullable=False),
+    Column("service_name", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("span_count", BigInteger, nullable=False),
+    Column("error_count", BigInteger, nullable=False),
+    Column("compacted", Boolean, nullable=False),
+    postgresql_partition_by="RANGE (minute)",
+)
+
+OPERATION_COLUMNS: tuple[str, ...] = tuple(column.name for column in span_operations.columns)
+
 # Alerting (migration 0006). Rule and channel bodies are validated documents (`spec`,
 # app/domain/alert_rules.py and app/domain/channels.py); the columns are what is queried.
 channels = Table(

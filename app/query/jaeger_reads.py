@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.tables import spans
 from app.domain.jaeger_params import parse_go_bool
 from app.domain.records import SPAN_KIND_NAMES
-from app.query.services import list_services
+from app.query.services import list_services, operation_counts
 from app.query.traces import (
     MAX_TRACE_LIMIT,
     SpanFilters,
@@ -76,20 +76,11 @@ async def operations_with_kinds(
 ) -> list[tuple[str, str]]:
     """`(name, kind)` of the service's spans in the lookback; unspecified counts as internal,
     as everywhere in this collector."""
-    conditions = [
-        spans.c.project_id == project_id,
-        spans.c.service_name == service,
-        spans.c.start_time >= now - CATALOG_LOOKBACK,
-        spans.c.start_time <= now,
-    ]
+    counted = operation_counts(project_id, now - CATALOG_LOOKBACK, now, service)
+    query = select(counted.c.name, counted.c.kind).group_by(counted.c.name, counted.c.kind)
     if kind:
-        conditions.append(spans.c.kind.in_(kind_codes(kind)))
-    query = (
-        select(spans.c.name, spans.c.kind)
-        .where(*conditions)
-        .group_by(spans.c.name, spans.c.kind)
-        .order_by(spans.c.name, spans.c.kind)
-    )
+        query = query.where(counted.c.kind.in_(kind_codes(kind)))
+    query = query.order_by(counted.c.name, counted.c.kind)
     found: dict[tuple[str, str], None] = {}
     for row in await fetch_planned_for_values(engine, query):
         name = SPAN_KIND_NAMES[row.kind] if 1 < row.kind < len(SPAN_KIND_NAMES) else "internal"

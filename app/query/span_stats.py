@@ -85,17 +85,30 @@ async def rollup_stats(
                 cost_usd=float(cost),
             )
     if sketches and (found or not totals):
+        # The keys once per rollup row, not once per bucket: OFFSET 0 keeps the rows a
+        # subquery of their own, so a computed key (the overview's time step, numeric
+        # arithmetic) is not evaluated again for each of their 20-40 unnested buckets.
+        rows_keyed = (
+            select(
+                *(key.label(f"key{i}") for i, key in enumerate(keys)),
+                r.c.sketch_index,
+                r.c.sketch_count,
+            )
+            .where(*where)
+            .offset(0)
+            .subquery("keyed")
+        )
+        key_columns = [rows_keyed.c[f"key{i}"] for i in range(width)]
         unnested = (
-            func.unnest(r.c.sketch_index, r.c.sketch_count)
+            func.unnest(rows_keyed.c.sketch_index, rows_keyed.c.sketch_count)
             .table_valued("idx", "cnt")
             .render_derived()
         )
         buckets = await connection.execute(
-            select(*keys, unnested.c.idx, func.sum(unnested.c.cnt))
-            .select_from(r)
+            select(*key_columns, unnested.c.idx, func.sum(unnested.c.cnt))
+            .select_from(rows_keyed)
             .join(unnested, true())
-            .where(*where)
-            .group_by(*keys, unnested.c.idx)
+            .group_by(*key_columns, unnested.c.idx)
         )
         for *key, index, count in buckets:
             stats = found.get(tuple(key))

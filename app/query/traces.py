@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -59,6 +60,7 @@ from app.query.cursor import (
     encode_cursor,
     filters_digest,
 )
+from app.query.trace_candidates import candidate_page, matching_traces, no_earlier_root
 
 MAX_TRACE_LIMIT = 100
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
@@ -328,7 +330,13 @@ async def search_traces(
         decoded = decode_cursor(cursor, kind="traces", filters=digest, tie_type=str)
         position = (decoded.time, _trace_id_of(decoded.tie))
         start, end = decoded.start, decoded.end
-    query = search_query(project_id, filters, start, end, limit, position)
+    candidates = None
+    span_conditions = filters.conditions(spans)
+    if span_conditions:
+        candidates = await matching_traces(engine, project_id, span_conditions, start, end)
+        if candidates == []:
+            return {"traces": [], "next_cursor": None}
+    query = search_query(project_id, filters, start, end, limit, position, candidates)
     rows = await fetch_planned_for_values(engine, query)
     page = rows[:limit]
     next_cursor = None
@@ -347,25 +355,52 @@ def search_query(
     end: datetime,
     limit: int,
     position: tuple[datetime, bytes] | None = None,
+    candidates: Sequence[bytes] | None = None,
 ) -> Any:
-    """One page of trace summaries (plus one, to know whether another follows)."""
+    """One page of trace summaries (plus one, to know whether another follows).
+
+    `candidates`, when given, are all the traces with a span that matches the filters in
+    the window (app/query/trace_candidates.py): the page is then made of those alone,
+    instead of testing each root of the window for a matching span.
+    """
+    if candidates is not None:
+        page = candidate_page(project_id, candidates, start, end, limit, position)
+    else:
+        page = _walk_page(project_id, filters, start, end, limit, position)
+    member = spans.alias("member")
+    summary = (
+        select(
+            func.count().label("span_count"),
+            func.count().filter(member.c.status_code == STATUS_ERROR).label("error_count"),
+            func.min(member.c.start_time).label("first_start"),
+            func.max(member.c.end_time).label("last_end"),
+        )
+        .where(member.c.project_id == project_id, member.c.trace_id == page.c.trace_id)
+        .lateral("summary")
+    )
+    return (
+        select(page, summary)
+        .select_from(page.join(summary, true()))
+        .order_by(page.c.root_start.desc(), page.c.trace_id.desc())
+    )
+
+
+def _walk_page(
+    project_id: int,
+    filters: SpanFilters,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    position: tuple[datetime, bytes] | None,
+) -> Any:
+    """The window's roots newest first, each tested for a matching span."""
     root = spans.alias("root")
-    earlier_root = spans.alias("earlier_root")
     conditions: list[ColumnElement[bool]] = [
         root.c.project_id == project_id,
         root.c.is_root,
         root.c.start_time >= start,
         root.c.start_time <= end,
-        # Listed once, at the earliest root, when a trace has several parentless spans.
-        ~exists().where(
-            earlier_root.c.project_id == project_id,
-            earlier_root.c.trace_id == root.c.trace_id,
-            earlier_root.c.is_root,
-            # Redundant with the next line; lets PostgreSQL skip newer partitions.
-            earlier_root.c.start_time <= root.c.start_time,
-            tuple_(earlier_root.c.start_time, earlier_root.c.span_id)
-            < tuple_(root.c.start_time, root.c.span_id),
-        ),
+        no_earlier_root(project_id, root),
     ]
     if position is not None:
         conditions.append(tuple_(root.c.start_time, root.c.trace_id) < tuple_(*position))
@@ -392,22 +427,7 @@ def search_query(
         .limit(limit + 1)
         .subquery("page")
     )
-    member = spans.alias("member")
-    summary = (
-        select(
-            func.count().label("span_count"),
-            func.count().filter(member.c.status_code == STATUS_ERROR).label("error_count"),
-            func.min(member.c.start_time).label("first_start"),
-            func.max(member.c.end_time).label("last_end"),
-        )
-        .where(member.c.project_id == project_id, member.c.trace_id == page.c.trace_id)
-        .lateral("summary")
-    )
-    return (
-        select(page, summary)
-        .select_from(page.join(summary, true()))
-        .order_by(page.c.root_start.desc(), page.c.trace_id.desc())
-    )
+    return page
 
 
 def _summary(row: Any) -> dict[str, Any]:

@@ -29,6 +29,9 @@ RETENTION_OF = {
     "logs": "retention_logs",
     "metric_points": "retention_metrics",
     "error_events": "retention_errors",
+    # The services list adds these counts to raw spans at the window's edges: both go
+    # together, so the list is the same whichever it reads.
+    "span_operations": "retention_traces",
 }
 
 
