@@ -65,6 +65,14 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+def web_link(value: Any) -> str | None:
+    """An http(s) URL to show as a link (a runbook, after templating); anything else, such as
+    a `javascript:` URL, is not linked."""
+    if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
+        return value
+    return None
+
+
 def url_with(request: Request, **changes: Any) -> str:
     """This page's URL with some query parameters changed (None removes one)."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in changes]
@@ -78,6 +86,7 @@ for name, function in {
     "percent": percent,
     "number": number,
     "pretty": pretty,
+    "web_link": web_link,
 }.items():
     TEMPLATES.env.filters[name] = function
 

@@ -9,6 +9,8 @@ import httpx
 import pytest
 from ui.ui_kit import Site, csrf_of
 
+from app.ui.render import web_link
+
 PAGES = ("/", "/ui/traces", "/ui/logs", "/ui/errors", "/ui/alerts", "/ui/slos")
 
 
@@ -127,6 +129,28 @@ def test_a_read_key_views_but_cannot_resolve_silence_or_edit(site: Site) -> None
             headers=origin,
         )
         assert edit.status_code == 403
+
+
+def test_a_firing_alert_links_its_runbook(site: Site) -> None:
+    with site.signed_in(site.read_key) as client:
+        page = client.get("/ui/alerts", params={"state": "firing"}).text
+    assert '<a href="https://runbooks.example/RequestsSeen" rel="noopener noreferrer"' in page
+
+
+@pytest.mark.parametrize(
+    ("url", "linked"),
+    [
+        ("https://runbooks.example/a?b=c", True),
+        ("HTTP://wiki.local/x", True),
+        ("javascript:alert(1)", False),
+        ("data:text/html,<b>", False),
+        ("//evil.example", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_only_http_urls_become_links(url: str | None, linked: bool) -> None:
+    assert web_link(url) == (url if linked else None)
 
 
 def test_the_ui_shows_only_the_keys_project(site: Site) -> None:

@@ -30,7 +30,10 @@ FIRING_RULE = {
     "query": {"aggregation": "count", "window": "1h", "filters": {"category": "request"}},
     "condition": {"op": ">", "threshold": 0},
     "severity": "critical",
-    "annotations": {"summary": "the assistant answered requests"},
+    "annotations": {
+        "summary": "the assistant answered requests",
+        "runbook_url": "https://runbooks.example/{{ $rule }}",
+    },
 }
 SLO = {
     "name": "chat turns succeed",
