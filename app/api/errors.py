@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import store
+from app.domain import jaeger_model
 from app.domain.alert_rules import InvalidRule
 from app.domain.silences import InvalidSilence
 from app.ingest.writer import is_unavailable
@@ -170,6 +171,11 @@ JAEGER_ERROR_SCHEMA = {
 JAEGER_TAG = "jaeger"
 
 
+def in_jaeger_api(path: str) -> bool:
+    """Paths under /api/ outside the native /api/v1/ belong to the Jaeger query API."""
+    return path.startswith("/api/") and not path.startswith("/api/v1/")
+
+
 def describe_bad_requests(schema: dict[str, Any]) -> None:
     """Document what the validation handler answers: FastAPI lists a 422 with its own
     error shape on every operation that validates input; the collector answers 400 with
@@ -228,20 +234,25 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(Conflict.code, str(error)), status_code=409)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
         # FastAPI's own checks (parameters, JSON bodies) answer like every other bad input:
         # 400 bad_request, with a message that names each parameter or field.
         message = "; ".join(validation_problems(error.errors())) or "invalid request"
+        if in_jaeger_api(request.url.path):
+            return JSONResponse(jaeger_model.error_envelope(400, message), status_code=400)
         return JSONResponse(error_body(BadRequest.code, message), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return JSONResponse(
-            error_body(code, str(error.detail)),
-            status_code=error.status_code,
-            headers=getattr(error, "headers", None),
-        )
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        status = error.status_code
+        headers = getattr(error, "headers", None)
+        if in_jaeger_api(request.url.path):
+            # No route matched (`/api/services//operations`): still Jaeger's envelope.
+            body = jaeger_model.error_envelope(status, str(error.detail))
+            return JSONResponse(body, status_code=status, headers=headers)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+        body = error_body(code, str(error.detail))
+        return JSONResponse(body, status_code=status, headers=headers)
 
     async def _database(request: Request, error: Exception) -> JSONResponse:
         # Input that reached the database and was refused there is the caller's mistake:

@@ -286,3 +286,16 @@ async def test_malformed_tags_json_is_refused(client: httpx.AsyncClient) -> None
     many = json.dumps({f"k{n}": "v" for n in range(21)})
     response = await client.get("/api/traces", params={"tags": many})
     assert response.json() == jaeger_error(400, "at most 20 tags, got 21")
+
+
+async def test_paths_no_route_matches_answer_in_jaegers_shape(client: httpx.AsyncClient) -> None:
+    for path in ("/api/nothing-here", "/api/traces/a/b", "/api/services/x/operations/y"):
+        response = await client.get(path)
+        assert response.status_code == 404, path
+        assert response.json() == jaeger_error(404, "Not Found"), path
+    response = await client.post("/api/services")
+    assert response.status_code == 405
+    assert response.json() == jaeger_error(405, "Method Not Allowed")
+    # The native API keeps its own shape.
+    native = await client.get("/api/v1/nothing-here")
+    assert native.status_code == 404 and set(native.json()) == {"error"}
