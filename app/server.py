@@ -40,8 +40,12 @@ log = logging.getLogger(__name__)
 APP = "app.main:app_factory"
 GRACEFUL_S = 10
 GC_THRESHOLDS = (50_000, 20, 10)
-M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+M_ARENA_MAX = -8  # mallopt's parameter numbers, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3
 MALLOC_ARENAS = 2
+# glibc's default, set explicitly: that turns off its dynamic threshold, which after the
+# first large block is freed serves later ones (up to 32 MiB) from an arena's heap.
+MMAP_THRESHOLD_BYTES = 128 * 1024
 SWITCH_INTERVAL_S = 0.001
 
 
@@ -100,15 +104,18 @@ class _Server(uvicorn.Server):
 
 
 def _limit_malloc_arenas() -> None:
-    """One malloc arena for all threads but the main one (glibc; elsewhere nothing).
+    """Few malloc arenas, and large blocks always mapped apart (glibc; elsewhere nothing).
 
     glibc gives each thread that allocates its own arena, and memory freed in one is
     reused only there: with the decoding threads, two 64 MiB inflations in turn held
-    128 MiB. The main thread keeps its own arena, the threads share one.
+    128 MiB. With two arenas, threads still land on either (gRPC's threads allocate too),
+    so large blocks (a body, its inflated chunks, a parse buffer) are kept out of the
+    arenas: each is mapped on its own and returned to the system when freed.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
     except (OSError, AttributeError):
         pass
 

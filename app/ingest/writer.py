@@ -320,6 +320,10 @@ class GroupCommitWriter:
                 await _discard(held)
                 if not isinstance(error, Exception) or not is_unavailable(error):
                     raise
+                if any(request.future.done() for request in group):
+                    # Answered already (503 while the database was silent): retrying
+                    # would store what the client was told to send again.
+                    raise
                 # A connection kept from an earlier flush may have died with the server
                 # since (a restart): retry once on a fresh one, as a pool's pre-ping would.
                 # Should the lost transaction have committed after all, the retry meets
