@@ -168,7 +168,6 @@ JAEGER_ERROR_SCHEMA = {
         },
     },
 }
-JAEGER_TAG = "jaeger"
 
 
 def in_jaeger_api(path: str) -> bool:
@@ -182,22 +181,23 @@ def describe_bad_requests(schema: dict[str, Any]) -> None:
     `{"error": {"code", "message"}}`, so that is what the document says."""
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
-    for operation in (op for path in schema.get("paths", {}).values() for op in path.values()):
-        if not isinstance(operation, dict):
-            continue
-        responses = operation.get("responses", {})
-        jaeger = JAEGER_TAG in operation.get("tags", [])
-        if responses.pop("422", None) is not None or jaeger:
-            shape = "JaegerError" if jaeger else "Error"
-            schemas.setdefault(shape, JAEGER_ERROR_SCHEMA if jaeger else ERROR_SCHEMA)
-            responses["400"] = {
-                "description": "Bad request: the message names each parameter or field",
-                "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}
-                },
-            }
+    for path, item in schema.get("paths", {}).items():
+        jaeger = in_jaeger_api(path)
+        for operation in item.values():
+            if isinstance(operation, dict):
+                _describe_400(schemas, operation.get("responses", {}), jaeger=jaeger)
     for name in ("HTTPValidationError", "ValidationError"):
         schema["components"]["schemas"].pop(name, None)
+
+
+def _describe_400(schemas: dict[str, Any], responses: dict[str, Any], *, jaeger: bool) -> None:
+    if responses.pop("422", None) is not None or jaeger:
+        shape = "JaegerError" if jaeger else "Error"
+        schemas.setdefault(shape, JAEGER_ERROR_SCHEMA if jaeger else ERROR_SCHEMA)
+        responses["400"] = {
+            "description": "Bad request: the message names each parameter or field",
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}},
+        }
 
 
 def install_error_handlers(app: FastAPI) -> None:

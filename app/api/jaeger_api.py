@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.api.deps import ReadPrincipal, ServicesDep
-from app.api.errors import JAEGER_TAG, ApiError, BadRequest, NotFound
+from app.api.errors import ApiError, BadRequest, NotFound
 from app.api.traces import MAX_ATTRIBUTE_FILTERS, text_param
 from app.domain import jaeger_model
 from app.domain.jaeger_params import (
@@ -71,7 +71,7 @@ def _failure(status: int, message: str, headers: dict[str, str]) -> JSONResponse
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-router = APIRouter(prefix="/api", tags=[JAEGER_TAG], route_class=JaegerRoute)
+router = APIRouter(prefix="/api", tags=["jaeger"], route_class=JaegerRoute)
 
 
 def _parsed(parse: Callable[[], T]) -> T:
