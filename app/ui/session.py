@@ -84,7 +84,8 @@ def decode_session(secret: bytes, value: str, now: float) -> Session | None:
     if len(parts) != 5 or parts[0] != _VERSION:
         return None
     body, mac = ".".join(parts[:4]), parts[4]
-    if not hmac.compare_digest(_mac(secret, body), mac):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+    if not hmac.compare_digest(_mac(secret, body).encode(), mac.encode("utf-8", "surrogatepass")):
         return None
     try:
         expires = int(parts[2])
@@ -174,7 +175,7 @@ async def checked_form(request: Request, scope: str = "admin") -> tuple[Viewer, 
     values = await read_form(request)
     sent = values.get("csrf", "")
     if getattr(request.state, "ui_new_session", None) is not None or not hmac.compare_digest(
-        sent, viewer.csrf
+        sent.encode("utf-8", "surrogatepass"), viewer.csrf.encode()
     ):
         raise UiForbidden("the form's CSRF token is missing or stale; reload the page")
     return viewer, values

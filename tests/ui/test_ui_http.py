@@ -68,6 +68,20 @@ def test_a_tampered_cookie_is_no_session(site: Site) -> None:
         assert client.get("/ui/traces").status_code == 303
 
 
+def test_non_ascii_tokens_are_refused_not_errors(site: Site) -> None:
+    with site.signed_in(site.read_key) as client:
+        value = client.cookies["tc_ui_session"]
+        origin = {"Origin": site.url}
+        for token in ("ünï", "\u2603" * 40):
+            answer = client.post("/ui/logout", data={"csrf": token}, headers=origin)
+            assert answer.status_code == 403 and "CSRF" in answer.text
+        client.cookies.clear()
+        # A cookie whose signature is not ASCII (a header's bytes read as latin-1).
+        raw = f"tc_ui_session={value[:-4]}\u00e9\u00e9\u00e9\u00e9".encode("latin-1")
+        answer = client.get("/ui/traces", headers={"Cookie": raw})
+        assert answer.status_code == 303
+
+
 def _error_group(client: httpx.Client) -> str:
     page = client.get("/ui/errors", params={"window": "24h"}).text
     found = re.search(r"/ui/errors/([0-9a-f]{32})", page)
