@@ -247,6 +247,23 @@ span_rollups = Table(
 
 ROLLUP_COLUMNS: tuple[str, ...] = tuple(column.name for column in span_rollups.columns)
 
+# The merge per hour and key of every compacted `span_rollups` row (migration 0009): the
+# compaction job folds a minute's rows into their hour in the transaction that marks them
+# compacted, so long-window reads take whole hours from here and only uncompacted minute
+# rows (and the window's partial edge hours) from `span_rollups` (app/query/span_stats.py).
+# Appended per round and merged per key later; readers sum every row of a key.
+span_rollups_hourly = Table(
+    "span_rollups_hourly",
+    metadata,
+    Column("project_id", BigInteger, nullable=False),
+    Column("hour", DateTime(timezone=True), nullable=False),
+    *(
+        Column(column.name, column.type, nullable=False)
+        for column in span_rollups.columns
+        if column.name not in ("project_id", "minute", "compacted")
+    ),
+)
+
 # Spans per minute, service, span name and kind (migration 0008), partitioned by day on
 # `minute`: appended at ingest in the spans' own transaction (app/ingest/operations.py),
 # so each span counts once, late data included, and merged per key by the compaction
