@@ -130,7 +130,9 @@ class Settings(BaseSettings):
     retention_errors: str = Field("30d", description="How long error events are kept.")
     retention_interval: str = Field("1h", description="How often old partitions are dropped.")
     rollup_interval: str = Field(
-        "30s", description="How often per-minute dashboard rollups are compacted."
+        "5s",
+        description="How often per-minute dashboard rollups are compacted and folded into "
+        "hours (a round with nothing settled to merge costs one index probe).",
     )
     workers_enabled: bool = Field(
         True,

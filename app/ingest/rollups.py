@@ -118,10 +118,10 @@ def rollup_rows(span_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
                 total.output += row[_OUTPUT] or 0
                 total.cached += row[_CACHED] or 0
                 total.cost += row[_COST] or 0.0
-    return [_row(key, total, compacted=False) for key, total in totals.items()]
+    return [_row(key, total) for key, total in totals.items()]
 
 
-def _row(key: Key, total: _Totals, *, compacted: bool) -> tuple[Any, ...]:
+def _row(key: Key, total: _Totals) -> tuple[Any, ...]:
     indexes, counts = sketch.to_arrays(total.sketch)
     return (
         *key,
@@ -134,30 +134,8 @@ def _row(key: Key, total: _Totals, *, compacted: bool) -> tuple[Any, ...]:
         total.cost,
         indexes,
         counts,
-        compacted,
+        False,  # compacted: merged and folded into its hour by app/workers/rollups.py
     )
-
-
-def merge_rollup_rows(rows: list[Any]) -> list[tuple[Any, ...]]:
-    """Merge stored rollup rows (records with ROLLUP_COLUMNS) into one row per key."""
-    totals: dict[Key, _Totals] = {}
-    for row in rows:
-        key = (
-            row["project_id"], row["minute"], row["category"], row["service_name"],
-            row["model"], row["provider"], row["tool"],
-        )  # fmt: skip
-        total = totals.get(key)
-        if total is None:
-            total = totals[key] = _Totals()
-        total.count += row["count"]
-        total.errors += row["error_count"]
-        total.duration_ms += row["duration_ms_sum"]
-        total.input += row["input_tokens"]
-        total.output += row["output_tokens"]
-        total.cached += row["cache_read_tokens"]
-        total.cost += row["cost_usd"]
-        sketch.merge(total.sketch, zip(row["sketch_index"], row["sketch_count"], strict=True))
-    return [_row(key, total, compacted=True) for key, total in totals.items()]
 
 
 async def append_rollups(connection: asyncpg.Connection, span_rows: list[tuple[Any, ...]]) -> None:

@@ -96,7 +96,7 @@ async def overview(
     async with engine.connect() as connection:
         read = _reader(connection, project_id, window_s, service, end)
         per_step = await read(REQUEST, keys=[step])
-        llm = (await read(LLM, sketches=False)).get((), SpanStats())
+        llm = (await read(LLM, sketches=False, hourly=True)).get((), SpanStats())
         window_start = end - timedelta(seconds=window_s)
         new_groups = select(func.count()).where(
             error_groups.c.project_id == project_id,
@@ -198,8 +198,8 @@ async def llm_usage(
     end = now or datetime.now(UTC)
     async with engine.connect() as connection:
         read = _reader(connection, project_id, window_s, service, end)
-        by_model = await read(LLM, keys=[r.c.model, r.c.provider])
-        by_tool = await read(TOOL, keys=[r.c.tool])
+        by_model = await read(LLM, keys=[r.c.model, r.c.provider], hourly=True)
+        by_tool = await read(TOOL, keys=[r.c.tool], hourly=True)
     models = []
     for (model, provider), stats in sorted(
         by_model.items(), key=lambda item: (-item[1].cost_usd, item[0][0])

@@ -142,6 +142,7 @@ async def _from_rollups(
         keys=keys,
         sketches=percentile,
         totals=not percentile,
+        hourly=not split,  # the split's key is per minute
     )
     return _groups(found, query.group_by, split=split)
 

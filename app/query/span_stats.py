@@ -18,20 +18,72 @@ Contract:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Double, Integer, case, cast, func, literal, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    FromClause,
+    Integer,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.util import ClauseAdapter
 
-from app.db.tables import span_rollups, spans
+from app.db.tables import span_rollups, span_rollups_hourly, spans
 from app.domain import sketch
 from app.domain.records import STATUS_ERROR
 from app.domain.span_stats import SpanStats, add_to
 
 Key = tuple[Any, ...]
 r = span_rollups
+h = span_rollups_hourly
 s = spans.c
+
+
+def _whole_hours(first_minute: datetime, last: datetime) -> tuple[datetime, datetime] | None:
+    """[h0, h1): the hours whose every minute is in `first_minute..last`, or None."""
+    hour = timedelta(hours=1)
+    h0 = first_minute.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if h0 < first_minute:
+        h0 += hour
+    h1 = (last + timedelta(minutes=1)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return (h0, h1) if h0 < h1 else None
+
+
+def _rollup_rows(
+    project_id: int, category: int, first_minute: datetime, last: datetime, hourly: bool
+) -> FromClause:
+    """The rows to sum for `first_minute..last`: `span_rollups` itself, or (`hourly`) the
+    whole hours from `span_rollups_hourly` plus the minute rows those hours have not folded
+    in (uncompacted) and every minute row of the partial hours at the edges."""
+    whole = _whole_hours(first_minute, last) if hourly else None
+    if whole is None:
+        return span_rollups
+    h0, h1 = whole
+    columns = [column for column in r.c if column.name != "compacted"]
+    mine = (r.c.project_id == project_id, r.c.category == category)
+    parts = [
+        select(*columns).where(*mine, r.c.minute >= first_minute, r.c.minute < h0),
+        select(*columns).where(*mine, r.c.minute >= h0, r.c.minute < h1, r.c.compacted.is_(False)),
+        select(*columns).where(*mine, r.c.minute >= h1, r.c.minute <= last),
+        select(
+            *(
+                (h.c.hour if column.name == "minute" else h.c[column.name]).label(column.name)
+                for column in columns
+            )
+        ).where(
+            h.c.project_id == project_id, h.c.category == category, h.c.hour >= h0, h.c.hour < h1
+        ),
+    ]
+    return union_all(*parts).subquery("tiered")
 
 
 async def rollup_stats(
@@ -45,29 +97,44 @@ async def rollup_stats(
     keys: Sequence[ColumnElement[Any]] = (),
     sketches: bool = True,
     totals: bool = True,
+    hourly: bool = False,
 ) -> dict[Key, SpanStats]:
-    """`totals=False` reads only the sketches (and counts from them): one query less."""
-    where = (
-        r.c.project_id == project_id,
-        r.c.category == category,
-        r.c.minute >= first_minute,
-        r.c.minute <= last,
-        *conditions,
-    )
+    """`totals=False` reads only the sketches (and counts from them): one query less.
+
+    `hourly` reads the window's whole hours from `span_rollups_hourly` (same results, a
+    24th of the rows for a day); only for keys and conditions that do not depend on the
+    minute (the overview's time steps do).
+    """
+    source = _rollup_rows(project_id, category, first_minute, last, hourly)
+    if source is not span_rollups:
+        adapter = ClauseAdapter(source)
+        keys = [adapter.traverse(key) for key in keys]
+        conditions = [adapter.traverse(condition) for condition in conditions]
+        where: tuple[ColumnElement[bool], ...] = tuple(conditions)
+    else:
+        where = (
+            r.c.project_id == project_id,
+            r.c.category == category,
+            r.c.minute >= first_minute,
+            r.c.minute <= last,
+            *conditions,
+        )
+    c = source.c
     found: dict[Key, SpanStats] = {}
     width = len(keys)
     if totals:
         rows = await connection.execute(
             select(
                 *keys,
-                func.sum(r.c.count),
-                func.sum(r.c.error_count),
-                func.sum(r.c.duration_ms_sum),
-                func.sum(r.c.input_tokens),
-                func.sum(r.c.output_tokens),
-                func.sum(r.c.cache_read_tokens),
-                func.sum(r.c.cost_usd),
+                func.sum(c.count),
+                func.sum(c.error_count),
+                func.sum(c.duration_ms_sum),
+                func.sum(c.input_tokens),
+                func.sum(c.output_tokens),
+                func.sum(c.cache_read_tokens),
+                func.sum(c.cost_usd),
             )
+            .select_from(source)
             .where(*where)
             .group_by(*keys)
         )
@@ -91,9 +158,10 @@ async def rollup_stats(
         rows_keyed = (
             select(
                 *(key.label(f"key{i}") for i, key in enumerate(keys)),
-                r.c.sketch_index,
-                r.c.sketch_count,
+                c.sketch_index,
+                c.sketch_count,
             )
+            .select_from(source)
             .where(*where)
             .offset(0)
             .subquery("keyed")

@@ -2,10 +2,11 @@
 
 Horizons: each signal's retention setting for its raw data (spans, logs, metric points,
 error events). Aggregates outlive raw data: per-minute dashboard rollups are kept
-max(retention_traces, the longest SLO window) and SLO counts (slo_minutes; slo_hours by
-DELETE) the longest SLO window, at least 3 days (the longest burn-rate window), so SLO
-windows and dashboards stay complete whatever the spans' retention. Error groups are not
-partitioned: a group keeps its count and first/last seen after its events are dropped.
+max(retention_traces, the longest SLO window) (their hourly sums, span_rollups_hourly, by
+DELETE) and SLO counts (slo_minutes; slo_hours by DELETE) the longest SLO window, at least
+3 days (the longest burn-rate window), so SLO windows and dashboards stay complete whatever
+the spans' retention. Error groups are not partitioned: a group keeps its count and
+first/last seen after its events are dropped.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, text
+from sqlalchemy import Table, delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.db.partitions import PartitionManager, list_partitions
-from app.db.tables import slo_hours
+from app.db.tables import slo_hours, span_rollups_hourly
 from app.domain.error_budget import BURN_RATE_WINDOWS
 from app.store.slos import longest_window_s
 
@@ -66,14 +67,19 @@ async def drop_expired(
                 partitions.forget(table, day)
             dropped.append(name)
             log.info("dropped expired partition", extra={"partition": name})
-        if table == "slo_minutes":
-            await _drop_hours(engine, horizon)
+        if table in HOURS_OF:
+            await _drop_hours(engine, HOURS_OF[table], horizon)
     return dropped
 
 
-async def _drop_hours(engine: AsyncEngine, horizon: datetime) -> None:
-    """slo_hours is small (24 rows a day per SLO) and not partitioned: delete what the
-    dropped minute partitions covered (whole days before the horizon's)."""
+# Small tables of hourly sums (24 rows a day per key), not partitioned, that go with the
+# minute table they summarize: deleted by hour when that table's partitions are dropped.
+HOURS_OF = {"slo_minutes": slo_hours, "span_rollups": span_rollups_hourly}
+
+
+async def _drop_hours(engine: AsyncEngine, hours: Table, horizon: datetime) -> None:
+    """Delete the hours the dropped minute partitions covered (whole days before the
+    horizon's), so the hourly sums never count data the minutes no longer hold."""
     day = horizon.replace(hour=0, minute=0, second=0, microsecond=0)
     async with engine.begin() as connection:
-        await connection.execute(delete(slo_hours).where(slo_hours.c.hour < day))
+        await connection.execute(delete(hours).where(hours.c.hour < day))

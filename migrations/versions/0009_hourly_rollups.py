@@ -58,7 +58,7 @@ def upgrade() -> None:
     op.execute(
         """
         WITH folded AS (
-            SELECT date_trunc('hour', minute) AS hour,
+            SELECT date_trunc('hour', minute, 'UTC') AS hour,
                    project_id, category, service_name, model, provider, tool,
                    count, error_count,
                    duration_ms_sum, input_tokens, output_tokens, cache_read_tokens, cost_usd,
