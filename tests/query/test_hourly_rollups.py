@@ -191,9 +191,9 @@ async def test_hourly_reads_equal_minute_reads_through_compaction(
     await compact_rollups(engine, max_minutes=100_000)
     async with engine.connect() as connection:
         assert await connection.scalar(
-            select(func.count()).select_from(span_rollups_hourly).where(
-                span_rollups_hourly.c.project_id.in_([p.id for p in projects])
-            )
+            select(func.count())
+            .select_from(span_rollups_hourly)
+            .where(span_rollups_hourly.c.project_id.in_([p.id for p in projects]))
         )
         assert not await connection.scalar(
             select(func.count()).where(
@@ -220,8 +220,9 @@ async def test_hourly_reads_equal_minute_reads_through_compaction(
             select(func.count()).select_from(
                 select(h.project_id)
                 .where(h.project_id.in_([p.id for p in projects]))
-                .group_by(h.project_id, h.hour, h.category, h.service_name, h.model,
-                          h.provider, h.tool)  # fmt: skip
+                .group_by(
+                    h.project_id, h.hour, h.category, h.service_name, h.model, h.provider, h.tool
+                )  # fmt: skip
                 .having(func.count() > 1)
                 .subquery()
             )
@@ -244,9 +245,9 @@ async def test_llm_dashboard_is_the_same_before_and_after_folding(
     overview_after = await dashboard.overview(engine, project.id, window_s=6 * 3600, now=now)
     assert before["models"] and before["tools"]
     for part in ("models", "tools"):
-        assert [
-            {k: v for k, v in row.items() if k != "cost_usd"} for row in after[part]
-        ] == [{k: v for k, v in row.items() if k != "cost_usd"} for row in before[part]]
+        assert [{k: v for k, v in row.items() if k != "cost_usd"} for row in after[part]] == [
+            {k: v for k, v in row.items() if k != "cost_usd"} for row in before[part]
+        ]
         for old, new in zip(before[part], after[part], strict=True):
             assert math.isclose(old.get("cost_usd", 0), new.get("cost_usd", 0), abs_tol=1e-6)
     assert overview_after["llm"]["input_tokens"] == overview_before["llm"]["input_tokens"]
