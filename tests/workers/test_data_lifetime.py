@@ -15,7 +15,7 @@ from sqlalchemy import delete, insert, select
 from app.auth import ensure_project
 from app.config import Settings
 from app.db.partitions import PartitionManager, list_partitions
-from app.db.tables import slo_hours, slos
+from app.db.tables import slo_hours, slos, span_rollups_hourly
 from app.workers.retention import drop_expired, horizons_s
 from app.workers.storage_stats import record_storage_stats
 
@@ -42,12 +42,30 @@ async def test_rollups_and_slo_minutes_are_kept_for_the_longest_slo_window(engin
                 insert(slo_hours),
                 [{"slo_id": slo.id, "hour": h, "good": 1, "total": 1} for h in hours],
             )
+            # The hourly sums of the rollups go with their minute partitions.
+            await connection.execute(
+                insert(span_rollups_hourly),
+                [
+                    {"project_id": project_id, "hour": h, "category": 1, "service_name": "s",
+                     "model": "", "provider": "", "tool": "", "count": 1, "error_count": 0,
+                     "duration_ms_sum": 1.0, "input_tokens": 0, "output_tokens": 0,
+                     "cache_read_tokens": 0, "cost_usd": 0.0, "sketch_index": [0],
+                     "sketch_count": [1]}  # fmt: skip
+                    for h in hours
+                ],
+            )
         dropped = await drop_expired(engine, settings, partitions)
         async with engine.connect() as connection:
             kept_hours = await connection.scalars(
                 select(slo_hours.c.hour).where(slo_hours.c.slo_id == slo.id)
             )
             assert list(kept_hours) == hours[:1]
+            kept_rollup_hours = await connection.scalars(
+                select(span_rollups_hourly.c.hour).where(
+                    span_rollups_hourly.c.project_id == project_id
+                )
+            )
+            assert list(kept_rollup_hours) == hours[:1]
         for table in ("span_rollups", "slo_minutes"):
             assert f"{table}_p{past:%Y%m%d}" in dropped
             assert inside in {day for _, day in await list_partitions(engine, table)}
