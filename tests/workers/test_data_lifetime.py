@@ -46,11 +46,24 @@ async def test_rollups_and_slo_minutes_are_kept_for_the_longest_slo_window(engin
             await connection.execute(
                 insert(span_rollups_hourly),
                 [
-                    {"project_id": project_id, "hour": h, "category": 1, "service_name": "s",
-                     "model": "", "provider": "", "tool": "", "count": 1, "error_count": 0,
-                     "duration_ms_sum": 1.0, "input_tokens": 0, "output_tokens": 0,
-                     "cache_read_tokens": 0, "cost_usd": 0.0, "sketch_index": [0],
-                     "sketch_count": [1]}  # fmt: skip
+                    {
+                        "project_id": project_id,
+                        "hour": h,
+                        "category": 1,
+                        "service_name": "s",
+                        "model": "",
+                        "provider": "",
+                        "tool": "",
+                        "count": 1,
+                        "error_count": 0,
+                        "duration_ms_sum": 1.0,
+                        "input_tokens": 0,
+                        "output_tokens": 0,
+                        "cache_read_tokens": 0,
+                        "cost_usd": 0.0,
+                        "sketch_index": [0],
+                        "sketch_count": [1],
+                    }  # fmt: skip
                     for h in hours
                 ],
             )
