@@ -30,6 +30,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    not_,
     select,
     true,
     union_all,
@@ -72,7 +73,8 @@ def _rollup_rows(
     mine = (r.c.project_id == project_id, r.c.category == category)
     parts = [
         select(*columns).where(*mine, r.c.minute >= first_minute, r.c.minute < h0),
-        select(*columns).where(*mine, r.c.minute >= h0, r.c.minute < h1, r.c.compacted.is_(False)),
+        # NOT compacted, as written: the partial index span_rollups_unfolded answers it
+        select(*columns).where(*mine, r.c.minute >= h0, r.c.minute < h1, not_(r.c.compacted)),
         select(*columns).where(*mine, r.c.minute >= h1, r.c.minute <= last),
         select(
             *(
