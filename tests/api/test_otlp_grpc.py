@@ -49,6 +49,7 @@ from otlp_testkit import (
 from prometheus_client.parser import text_string_to_metric_families
 from support import Collector, worker_pids
 
+from app.db.engine import asyncpg_dsn
 from app.grpc.status import retry_info
 
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -724,3 +725,95 @@ async def test_without_auth_calls_go_to_the_default_project(
     async with grpc.aio.insecure_channel(collector.grpc_target) as opened:
         await _export(opened)(traces_pb([span]).SerializeToString(), timeout=15)
     assert await stored_span_ids(db, "default", [span.trace_id]) == [span.span_id]
+
+
+async def test_a_call_whose_deadline_passes_while_queued_is_dropped(
+    start_collector: Callable[..., Collector],
+    make_key: Callable[..., Any],
+    project_name: str,
+    database_url: str,
+    db: asyncpg.Connection,
+) -> None:
+    """A client that gives up (deadline) while its batch waits for the writer: the call ends
+    CANCELLED on the server, counted as disconnected, and nothing of it is committed; calls
+    still waiting are committed and acknowledged (as over HTTP, tests/api/test_disconnect.py)."""
+    collector = start_collector(
+        env={"TELEMETRY_DB_STATEMENT_TIMEOUT_S": "60", "TELEMETRY_WORKERS_ENABLED": "false"}
+    )
+    key = await make_key(project_name, "ingest")
+    database = await db.fetchval("SELECT current_database()")
+    kept = [simple_span(), simple_span()]
+    given_up = simple_span()
+
+    async def flushes_waiting(count: int) -> None:
+        for _ in range(200):
+            waiting = await db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND "
+                "application_name = 'telemetry-collector' AND wait_event_type = 'Lock'",
+                database,
+            )
+            if waiting == count:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{count} flushes never waited for the lock")
+
+    blocker = await asyncpg.connect(asyncpg_dsn(database_url))
+    blocking = blocker.transaction()
+    await blocking.start()
+    await blocker.execute("LOCK TABLE spans IN ACCESS EXCLUSIVE MODE")
+    async with grpc.aio.insecure_channel(collector.grpc_target) as opened:
+        export = _export(opened)
+        try:
+            answered = []
+            for count, span in enumerate(kept, start=1):
+                body = traces_pb([span]).SerializeToString()
+                answered.append(asyncio.ensure_future(export(body, metadata=_bearer(key))))
+                await flushes_waiting(count)  # each flusher holds one, none is left free
+            call = export(
+                traces_pb([given_up]).SerializeToString(), metadata=_bearer(key), timeout=1.5
+            )
+            error = await _refused(call)
+            assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            await asyncio.sleep(0.5)  # the server's side of the call ends too
+        finally:
+            await blocking.rollback()
+            await blocker.close()
+        for task in answered:
+            await task  # committed after all, and acknowledged
+        async with httpx.AsyncClient(base_url=collector.url) as http:
+            metrics = (await http.get("/metrics")).text
+    disconnected = [
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "telemetry_ingest_requests_total"
+        and sample.labels.get("protocol") == "grpc"
+        and sample.labels.get("outcome") == "disconnected"
+    ]
+    assert sum(disconnected) == 1
+    assert await stored_span_ids(db, project_name, [s.trace_id for s in kept]) == sorted(
+        s.span_id for s in kept
+    )
+    assert await stored_span_ids(db, project_name, [given_up.trace_id]) == []
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        (("authorization", "Bearer "),),
+        (("authorization", "Basic dXNlcjpwYXNz"),),
+        (("x-api-key", "tc_'; DROP TABLE spans; --%00"),),
+        (("authorization", "Bearer " + "a" * 9000),),
+        (("authorization-bin", b"\xff\xfe"),),
+    ],
+)
+async def test_hostile_credentials_are_unauthenticated(
+    channel: grpc.aio.Channel, metadata: tuple[tuple[str, Any], ...]
+) -> None:
+    """Credentials a client can send get UNAUTHENTICATED with a reason, never INTERNAL (the
+    HTTP side answers 401 for the same headers). Non-ASCII values are not among them: gRPC's
+    core refuses them on both ends (validate_metadata), before any handler runs."""
+    call = _export(channel)(traces_pb([simple_span()]).SerializeToString(), metadata=metadata)
+    error = await _refused(call)
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error.details()
+    assert error.details()
