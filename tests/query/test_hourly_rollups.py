@@ -33,7 +33,7 @@ from app.domain.span_stats import SpanStats
 from app.ingest.rollups import LLM, REQUEST, TOOL
 from app.query import dashboard
 from app.query.span_stats import rollup_stats
-from app.workers.rollups import compact_rollups
+from app.workers.rollups import MINUTES_PER_TRANSACTION, chunks, compact_rollups
 
 r = span_rollups.c
 MODELS = [("gpt-4o", "openai"), ("claude-sonnet-4", "anthropic"), ("llama-3", "")]
@@ -211,7 +211,8 @@ async def test_hourly_reads_equal_minute_reads_through_compaction(
     await compact_rollups(engine, max_minutes=7)  # a few minutes folded, the rest not
     await check_reads(engine, projects, base)
 
-    await compact_rollups(engine, max_minutes=100_000)
+    # In many small transactions (at most 50 rows each), as a backfilled minute would be.
+    await compact_rollups(engine, max_minutes=100_000, max_rows=50)
     await check_reads(engine, projects, base)
     async with engine.connect() as connection:
         # One row per hour and key once the touched hours are merged again.
@@ -257,3 +258,20 @@ async def test_llm_dashboard_is_the_same_before_and_after_folding(
     assert {row["model"] for row in answer.json()["models"]} == {
         row["model"] for row in after["models"]
     }
+
+
+def test_compaction_chunks_are_bounded_in_rows_and_minutes() -> None:
+    @dataclass
+    class Target:
+        project_id: int
+        minute: int
+        rows: int
+
+    sizes = [5, 30, 1, 90, 2, 2, 2, 40] + [1] * 450
+    targets = [Target(1, number, size) for number, size in enumerate(sizes)]
+    found = chunks(targets, max_rows=40)  # type: ignore[arg-type]
+    assert [t for chunk in found for t in chunk] == targets  # all, once, in order
+    for chunk in found:
+        assert len(chunk) <= MINUTES_PER_TRANSACTION
+        assert sum(t.rows for t in chunk) <= 40 or len(chunk) == 1  # 90 rows: alone
+    assert [[t.rows for t in chunk] for chunk in found[:2]] == [[5, 30, 1], [90]]
