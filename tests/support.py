@@ -352,3 +352,20 @@ def worker_pids(parent: int) -> set[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in cmdline:
                 found.add(int(entry.name))
     return found
+
+
+async def wait_for_lock_waiters(db: asyncpg.Connection, count: int, within_s: float = 10) -> None:
+    """Until exactly `count` of the collector's connections to `db`'s database wait for a
+    lock (the tests that hold `spans` locked to stop the writer's flushes)."""
+    database = await db.fetchval("SELECT current_database()")
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        waiting = await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND "
+            "application_name = 'telemetry-collector' AND wait_event_type = 'Lock'",
+            database,
+        )
+        if waiting == count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} of the collector's connections never waited for a lock")

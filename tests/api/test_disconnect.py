@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 from otlp_testkit import PROTOBUF, simple_span, stored_span_ids, traces_pb
-from support import Collector, RawHttp
+from support import Collector, RawHttp, wait_for_lock_waiters
 
 from app.db.engine import asyncpg_dsn
 
@@ -119,7 +119,6 @@ async def test_work_for_a_client_that_left_is_dropped_and_committed_work_kept(
     first, second = simple_span(), simple_span()
     left = [simple_span() for _ in range(3)]
     left[1].trace_id = left[2].trace_id = left[0].trace_id
-    database = await db.fetchval("SELECT current_database()")
 
     # A lock on `spans` stops both flushers inside their COPY (the database still answers,
     # so nothing else trips), and the third request waits in the writer's queue.
@@ -129,23 +128,12 @@ async def test_work_for_a_client_that_left_is_dropped_and_committed_work_kept(
     await blocker.execute("LOCK TABLE spans IN ACCESS EXCLUSIVE MODE")
     async with httpx.AsyncClient(base_url=collector.url, headers=auth, timeout=60) as http:
         try:
-
-            async def flushes_waiting(count: int) -> None:
-                async def waiting() -> bool:
-                    return count == await db.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND "
-                        "application_name = 'telemetry-collector' AND wait_event_type = 'Lock'",
-                        database,
-                    )
-
-                await _wait_for(waiting, f"{count} flushes to wait for the lock")
-
             answered = []
             for count, span in enumerate((first, second), start=1):
                 body = traces_pb([span]).SerializeToString()
                 answered.append(asyncio.create_task(http.post("/v1/traces", content=body)))
                 # One at a time, so that each flusher takes one (and none is left to free).
-                await flushes_waiting(count)
+                await wait_for_lock_waiters(db, count)
             leaving = RawHttp(collector.port)
             body = traces_pb(left).SerializeToString()
             leaving.send(

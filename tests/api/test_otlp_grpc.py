@@ -47,7 +47,7 @@ from otlp_testkit import (
     via_proxy,
 )
 from prometheus_client.parser import text_string_to_metric_families
-from support import Collector, worker_pids
+from support import Collector, wait_for_lock_waiters, worker_pids
 
 from app.db.engine import asyncpg_dsn
 from app.grpc.status import retry_info
@@ -741,21 +741,8 @@ async def test_a_call_whose_deadline_passes_while_queued_is_dropped(
         env={"TELEMETRY_DB_STATEMENT_TIMEOUT_S": "60", "TELEMETRY_WORKERS_ENABLED": "false"}
     )
     key = await make_key(project_name, "ingest")
-    database = await db.fetchval("SELECT current_database()")
     kept = [simple_span(), simple_span()]
     given_up = simple_span()
-
-    async def flushes_waiting(count: int) -> None:
-        for _ in range(200):
-            waiting = await db.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND "
-                "application_name = 'telemetry-collector' AND wait_event_type = 'Lock'",
-                database,
-            )
-            if waiting == count:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{count} flushes never waited for the lock")
 
     blocker = await asyncpg.connect(asyncpg_dsn(database_url))
     blocking = blocker.transaction()
@@ -768,7 +755,7 @@ async def test_a_call_whose_deadline_passes_while_queued_is_dropped(
             for count, span in enumerate(kept, start=1):
                 body = traces_pb([span]).SerializeToString()
                 answered.append(asyncio.ensure_future(export(body, metadata=_bearer(key))))
-                await flushes_waiting(count)  # each flusher holds one, none is left free
+                await wait_for_lock_waiters(db, count)  # each flusher holds one, none free
             call = export(
                 traces_pb([given_up]).SerializeToString(), metadata=_bearer(key), timeout=1.5
             )
