@@ -9,7 +9,10 @@ Contract:
   app/domain/sketch.py); they are never averages of per-minute percentiles. Every number
   is read from `SpanStats` (app/domain/span_stats.py), as span alert rules read theirs.
 - Timeseries divide the window into about 60 steps of whole minutes; each array has one
-  value per step, oldest first, and `timestamps` gives each step's start. Totals count
+  value per step, oldest first, and `timestamps` gives each step's start. Steps of an hour
+  or more (windows from 60 h) are whole hours counted from the hour the window starts in,
+  the first one starting at the window's start (so shorter): every whole hour then falls
+  in one step, and long windows read hourly rollups (app/query/span_stats.py). Totals count
   every minute of the window, also the one holding `now` when `now` ends the last step
   exactly (a minute no step covers). `llm_timeseries` gives tokens and cost per model on
   the same steps.
@@ -44,7 +47,15 @@ def window_bounds(window_s: float, now: datetime | None = None) -> tuple[datetim
 
 
 def _step_minutes(window_s: float) -> int:
-    return max(1, math.ceil(window_s / 60 / TARGET_STEPS))
+    minutes = max(1, math.ceil(window_s / 60 / TARGET_STEPS))
+    # From an hour up, steps are whole hours on hour boundaries: hourly rollups answer them.
+    return minutes if minutes < 60 else math.ceil(minutes / 60) * 60
+
+
+def _anchor(origin: datetime, step_minutes: int) -> datetime:
+    """Where steps are counted from: the window's first minute, or for steps of whole
+    hours the hour it falls in (then the first step starts at `origin`, and is shorter)."""
+    return origin.replace(minute=0) if step_minutes >= 60 else origin
 
 
 def _reader(
@@ -70,14 +81,23 @@ def _steps(window_s: float, now: datetime | None) -> tuple[datetime, datetime, i
     """(origin, end, number of steps, the rollup row's step index as a SQL expression)."""
     origin, end, step_minutes = window_bounds(window_s, now)
     step_s = step_minutes * 60
-    steps = math.ceil((end - origin).total_seconds() / step_s)
-    step = cast(func.floor(extract("epoch", r.c.minute - origin) / step_s), Integer).label("step")
+    anchor = _anchor(origin, step_minutes)
+    steps = math.ceil((end - anchor).total_seconds() / step_s)
+    step = cast(func.floor(extract("epoch", r.c.minute - anchor) / step_s), Integer).label("step")
     return origin, end, steps, step
 
 
 def _timestamps(window_s: float, origin: datetime, steps: int) -> list[str]:
-    step_s = _step_minutes(window_s) * 60
-    return [iso(origin + timedelta(seconds=step_s * index)) for index in range(steps)]
+    step_minutes = _step_minutes(window_s)
+    anchor = _anchor(origin, step_minutes)
+    return [
+        iso(max(origin, anchor + timedelta(minutes=step_minutes * index))) for index in range(steps)
+    ]
+
+
+def _hourly_steps(window_s: float) -> bool:
+    """Steps of whole hours: each whole hour of the window lies in one step."""
+    return _step_minutes(window_s) >= 60
 
 
 def _ratio(part: float, whole: float) -> float:
@@ -95,7 +115,7 @@ async def overview(
     origin, end, steps, step = _steps(window_s, now)
     async with engine.connect() as connection:
         read = _reader(connection, project_id, window_s, service, end)
-        per_step = await read(REQUEST, keys=[step])
+        per_step = await read(REQUEST, keys=[step], hourly=_hourly_steps(window_s))
         llm = (await read(LLM, sketches=False, hourly=True)).get((), SpanStats())
         window_start = end - timedelta(seconds=window_s)
         new_groups = select(func.count()).where(
@@ -164,7 +184,9 @@ async def llm_timeseries(
     origin, end, steps, step = _steps(window_s, now)
     async with engine.connect() as connection:
         read = _reader(connection, project_id, window_s, service, end)
-        found = await read(LLM, keys=[step, r.c.model], sketches=False)
+        found = await read(
+            LLM, keys=[step, r.c.model], sketches=False, hourly=_hourly_steps(window_s)
+        )
     per_model: dict[str, list[SpanStats]] = {}
     for (index, model), stats in found.items():
         if 0 <= index < steps:

@@ -275,3 +275,52 @@ def test_compaction_chunks_are_bounded_in_rows_and_minutes() -> None:
         assert len(chunk) <= MINUTES_PER_TRANSACTION
         assert sum(t.rows for t in chunk) <= 40 or len(chunk) == 1  # 90 rows: alone
     assert [[t.rows for t in chunk] for chunk in found[:2]] == [[5, 30, 1], [90]]
+
+
+async def test_long_windows_step_by_whole_hours_read_from_hours(
+    world: tuple[list[Project], datetime, random.Random], engine: AsyncEngine
+) -> None:
+    """From 60 h, steps are whole hours from the hour the window starts in (the first one
+    shorter), and the series read hourly rows: the same before and after folding."""
+    projects, base, rng = world
+    project = projects[0]
+    await send(project.client, spans_of(rng, base, 40), rng)
+    now = datetime.now(UTC)
+    window_s = 3 * 86_400
+    before = await dashboard.overview(engine, project.id, window_s=window_s, now=now)
+    series_before = await dashboard.llm_timeseries(engine, project.id, window_s=window_s, now=now)
+    await compact_rollups(engine, max_minutes=100_000)
+    after = await dashboard.overview(engine, project.id, window_s=window_s, now=now)
+    series_after = await dashboard.llm_timeseries(engine, project.id, window_s=window_s, now=now)
+
+    timeline = after["timeseries"]
+    assert timeline["step"] == "120m"
+    stamps = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in timeline["timestamps"]]
+    origin = (now - timedelta(seconds=window_s)).replace(second=0, microsecond=0)
+    assert stamps[0] == origin
+    assert all(t.minute == 0 and t.second == 0 for t in stamps[1:])
+    assert all(b - a == timedelta(hours=2) for a, b in zip(stamps[1:], stamps[2:], strict=False))
+    assert stamps[-1] <= now < stamps[-1] + timedelta(hours=2)
+    assert sum(timeline["requests"]) == after["requests"] > 0
+    for name in ("requests", "errors", "p50_ms", "p95_ms"):
+        assert timeline[name] == before["timeseries"][name], name
+    assert (after["requests"], after["latency_ms"]) == (before["requests"], before["latency_ms"])
+    assert [m["model"] for m in series_after["models"]] == [
+        m["model"] for m in series_before["models"]
+    ]
+    for old, new in zip(series_before["models"], series_after["models"], strict=True):
+        assert (old["input_tokens"], old["output_tokens"]) == (
+            new["input_tokens"],
+            new["output_tokens"],
+        )
+    # The same counts as a 24-minute-step read of the minute rows over the same minutes.
+    assert after["requests"] == sum(
+        stats.count for stats in (await _minute_totals(engine, project.id, origin, now)).values()
+    )
+
+
+async def _minute_totals(
+    engine: AsyncEngine, project_id: int, first: datetime, last: datetime
+) -> dict[Any, SpanStats]:
+    async with engine.connect() as connection:
+        return await rollup_stats(connection, project_id, REQUEST, first, last, sketches=False)
