@@ -49,15 +49,20 @@ def span_parts_steps(
         errors = errors_from_spans(chunk)
         if errors:
             parts.append(error_rows(project_id, errors))
-        for part in parts:
-            merged = by_table.get(part.table)
-            if merged is None:
-                by_table[part.table] = part
-            else:
-                merged.rows.extend(part.rows)
-                merged.days.update(part.days)
+        add_parts(by_table, parts)
         yield
     return list(by_table.values())
+
+
+def add_parts(by_table: dict[str, TableRows], parts: list[TableRows]) -> None:
+    """Append the rows of `parts` (a chunk of a batch) to those of the chunks before."""
+    for part in parts:
+        merged = by_table.get(part.table)
+        if merged is None:
+            by_table[part.table] = part
+        else:
+            merged.rows.extend(part.rows)
+            merged.days.update(part.days)
 
 
 async def store_errors(
