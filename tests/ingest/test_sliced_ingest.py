@@ -1,4 +1,4 @@
-"""Span decoding and row building run in slices on the event loop's thread, not on threads.
+"""Span and log decoding and row building run in slices on the event loop's thread, not on threads.
 
 A thread decoding Python shares the interpreter lock with the event loop, and every system
 call the loop makes hands the lock over and back (see app/ingest/offload.py): under
@@ -16,6 +16,8 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_testkit import attributes_pb, now_ns, simple_span, traces_pb
 
@@ -23,11 +25,15 @@ from app.config import Settings
 from app.domain.errors import errors_from_spans
 from app.ingest.enrich import Enricher
 from app.ingest.error_groups import error_rows
+from app.ingest.log_rows import log_rows
 from app.ingest.offload import Offload, drive
 from app.ingest.otlp_common import DecodeLimits
+from app.ingest.otlp_logs import decode_logs_protobuf
 from app.ingest.otlp_traces import decode_traces_protobuf, decode_traces_protobuf_steps
 from app.ingest.rows import span_rows
 from app.ingest.store import SPANS_PER_STEP, span_parts_steps
+from app.ingest.store_logs import RECORDS_PER_STEP as LOG_RECORDS_PER_STEP
+from app.ingest.store_logs import errors_from_logs, log_parts_steps, redact
 
 DAY = 86_400 * 10**9
 
@@ -152,3 +158,52 @@ async def test_a_cancelled_request_stops_its_slices() -> None:
         await asyncio.sleep(0)
     assert steps == after
     offload.close()
+
+
+def test_log_rows_built_in_slices_are_the_rows_built_at_once() -> None:
+    now = now_ns()
+    secret = {"key": "password", "value": {"stringValue": "p"}}
+    records = [
+        {
+            "timeUnixNano": str(now - (index % 2) * DAY),
+            "body": {"stringValue": f"line {index}"},
+            "attributes": [
+                {"key": "token", "value": {"stringValue": "t"}},
+                *(
+                    [{"key": "exception.type", "value": {"stringValue": "E"}}]
+                    if index % 5 == 0
+                    else []
+                ),
+            ],
+        }
+        for index in range(3 * LOG_RECORDS_PER_STEP + 5)
+    ]
+    document = {
+        "resourceLogs": [
+            {
+                "resource": {
+                    "attributes": [
+                        {"key": "service.name", "value": {"stringValue": service}},
+                        secret,
+                    ]
+                },
+                "scopeLogs": [{"scope": {"name": "lib"}, "logRecords": part}],
+            }
+            for service, part in (("a", records[:40]), ("b", records[40:]))
+        ]
+    }
+    body = json_format.ParseDict(document, logs_service_pb2.ExportLogsServiceRequest())
+    batch = decode_logs_protobuf(body.SerializeToString(), _limits())
+    enricher = Enricher.from_settings(Settings())
+    reference = copy.deepcopy(batch.items)
+    redact(enricher, reference)
+    expected = [log_rows(7, reference), error_rows(7, errors_from_logs(reference))]
+
+    parts = drive(log_parts_steps(enricher, 7, batch.items))
+
+    assert [part.table for part in parts] == ["logs", "error_events"]
+    for part, want in zip(parts, expected, strict=True):
+        assert part.rows == want.rows
+        assert part.days == want.days
+    assert len(parts[0].rows) == len(records) and len(parts[0].days) == 2
+    assert "[REDACTED]" in str(parts[0].rows[-1])
