@@ -16,11 +16,14 @@ stall was the loop's thread runnable but waiting for a CPU, scheduled in 25 time
 
 So the steps that dominate ingest (OTLP span decoding, enrichment and row building) are
 generators that `yield` every few items, and `sliced` runs them on the loop's own thread a
-slice of at most `SLICE_S` at a time, one slice per loop turn for the whole process (a
-fair turn shared by all requests), so that no thread competes for the lock and a loop
-turn holds at most one slice. Steps that release the lock while they work (gzip
-inflation) or that are not sliced yet (JSON, logs, metrics, native items) still run on
-this process's small thread pool.
+slice of at most `SLICE_S` at a time, one slice per loop turn for the whole process, so
+that no thread competes for the lock and a loop turn holds at most one slice. As with the
+threads, at most `THREADS` requests are being worked on at once and the others wait their
+turn in order: sharing the CPU among every waiting request would make all of them slow
+together, and under overload spend work on requests whose senders then give up.
+
+Steps that release the lock while they work (gzip inflation) or that are not sliced yet
+(OTLP JSON, metrics, native items) still run on this process's small thread pool.
 """
 
 from __future__ import annotations
@@ -66,7 +69,9 @@ class Offload:
 
     def __init__(self, threads: int = THREADS) -> None:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ingest")
+        self._threads = threads
         self._turn: asyncio.Lock | None = None
+        self._lanes: asyncio.Semaphore | None = None
         self.slices = 0  # slices run so far (for tests and diagnostics)
 
     async def __call__(self, function: Callable[..., T], /, *args: Any) -> T:
@@ -76,25 +81,29 @@ class Offload:
     async def sliced(self, steps: Steps[T]) -> T:
         """Run `steps` on the event loop, a slice of about `SLICE_S` per turn.
 
-        Slices of all requests take turns (an `asyncio.Lock` is first come, first served),
-        and each turn ends with a pass through the loop, so a loop turn runs at most one
-        slice. A cancelled request stops between slices.
+        At most as many steps as there are threads run at once, first come, first served
+        (a cancelled request that has not started costs nothing). Their slices take turns
+        (an `asyncio.Lock` is first come, first served), and each turn ends with a pass
+        through the loop, so a loop turn runs at most one slice. A cancelled request stops
+        between slices.
         """
-        if self._turn is None:
+        if self._turn is None or self._lanes is None:
             self._turn = asyncio.Lock()
+            self._lanes = asyncio.Semaphore(self._threads)
         clock = time.perf_counter
         try:
-            while True:
-                async with self._turn:
-                    self.slices += 1
-                    deadline = clock() + SLICE_S
-                    try:
-                        while clock() < deadline:
-                            next(steps)
-                    except StopIteration as done:
-                        return done.value
-                    # Let every callback that became ready meanwhile run before the next slice.
-                    await asyncio.sleep(0)
+            async with self._lanes:
+                while True:
+                    async with self._turn:
+                        self.slices += 1
+                        deadline = clock() + SLICE_S
+                        try:
+                            while clock() < deadline:
+                                next(steps)
+                        except StopIteration as done:
+                            return done.value
+                        # Let every callback that became ready meanwhile run before the next slice.
+                        await asyncio.sleep(0)
         finally:
             steps.close()
 

@@ -207,3 +207,27 @@ def test_log_rows_built_in_slices_are_the_rows_built_at_once() -> None:
         assert part.days == want.days
     assert len(parts[0].rows) == len(records) and len(parts[0].days) == 2
     assert "[REDACTED]" in str(parts[0].rows[-1])
+
+
+async def test_requests_past_the_lanes_wait_without_starting() -> None:
+    started: list[str] = []
+    release = False
+
+    def work(name: str) -> Generator[None, None, str]:
+        started.append(name)
+        while not release:
+            yield
+        return name
+
+    offload = Offload(threads=1)
+    one = asyncio.create_task(offload.sliced(work("first")))
+    two = asyncio.create_task(offload.sliced(work("second")))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # Slices of the first ran on several loop turns; the second, past the one lane, waits
+    # without having started (without lanes it would share the turns).
+    assert started == ["first"] and offload.slices >= 2
+    release = True
+    assert await asyncio.gather(one, two) == ["first", "second"]
+    assert started == ["first", "second"]
+    offload.close()
