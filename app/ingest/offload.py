@@ -8,13 +8,14 @@ Threads were the first answer, and they keep the loop from being blocked, but no
 being slowed: a thread running Python shares the interpreter lock with the loop, and the
 loop gives it up at every system call (each socket it reads or writes, each epoll wait).
 Taking it back from a busy thread means waiting for the thread to be told to drop it and
-for the loop's thread to be scheduled again, so a loop turn that touches a hundred sockets
-paid a hundred such waits: on a machine with more runnable threads than cores (the usual
+for the loop's thread to be scheduled again, so a loop turn that touches dozens of sockets
+paid dozens of such waits: on a machine with more runnable threads than cores (the usual
 case under overload), a wait is a trip through the kernel's run queue, and /healthz took
 100 ms to 2 s at p99. Measured from inside (see docs/operations.md), 80 % of each
 stall was the loop's thread runnable but waiting for a CPU, scheduled in 25 times per stall.
 
-So the steps that dominate ingest (OTLP span decoding, enrichment and row building) are
+So the steps that dominate ingest (OTLP span and log decoding, enrichment and row
+building) are
 generators that `yield` every few items, and `sliced` runs them on the loop's own thread a
 slice of at most `SLICE_S` at a time, one slice per loop turn for the whole process, so
 that no thread competes for the lock and a loop turn holds at most one slice. As with the
