@@ -278,6 +278,59 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class LoopThreads:
+    """What the kernel says about the event-loop threads of the collector's workers (Linux).
+
+    A worker's event loop runs on its main thread, whose thread id is the process id, so
+    this is read from outside, without touching the collector: time on a CPU, time
+    runnable but waiting for one (the machine's share), and how often the thread went to
+    sleep (`voluntary`: epoll waits and, when a thread of the process holds the GIL,
+    each wait to take it back) or was preempted (`involuntary`).
+    """
+
+    on_cpu_s: float = 0.0
+    runqueue_s: float = 0.0
+    voluntary: int = 0
+    involuntary: int = 0
+
+    @classmethod
+    def read(cls, pids: list[int]) -> LoopThreads:
+        total = cls()
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/schedstat") as stat:
+                    on_cpu, waiting, _ = stat.read().split()
+                with open(f"/proc/{pid}/status") as status:
+                    switches = {
+                        key: int(value)
+                        for key, value in (line.split(":", 1) for line in status)
+                        if key.endswith("ctxt_switches")
+                    }
+            except (OSError, ValueError):
+                continue
+            total.on_cpu_s += int(on_cpu) / 1e9
+            total.runqueue_s += int(waiting) / 1e9
+            total.voluntary += switches.get("voluntary_ctxt_switches", 0)
+            total.involuntary += switches.get("nonvoluntary_ctxt_switches", 0)
+        return total
+
+    def since(self, earlier: LoopThreads) -> LoopThreads:
+        return LoopThreads(
+            self.on_cpu_s - earlier.on_cpu_s,
+            self.runqueue_s - earlier.runqueue_s,
+            self.voluntary - earlier.voluntary,
+            self.involuntary - earlier.involuntary,
+        )
+
+    def summary(self, seconds: float) -> str:
+        return (
+            f"event-loop threads (sum over workers): on a CPU {self.on_cpu_s:.1f} s, "
+            f"runnable but waiting for a CPU {self.runqueue_s:.1f} s, sleeps "
+            f"{self.voluntary / seconds:,.0f}/s, preemptions {self.involuntary / seconds:,.0f}/s"
+        )
+
+
 def rss_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status") as status:

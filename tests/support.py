@@ -107,6 +107,8 @@ class Collector:
     grpc_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # The checkout whose code runs (bench/overload.py --base runs an older one beside this).
+    root: Path = ROOT
 
     @property
     def url(self) -> str:
@@ -141,7 +143,7 @@ class Collector:
                 "--workers",
                 str(self.workers),
             ],
-            cwd=ROOT,
+            cwd=self.root,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,

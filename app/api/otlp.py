@@ -28,6 +28,7 @@ from app.auth import Principal
 from app.domain.records import DecodedBatch
 from app.ingest import payload
 from app.ingest.admission import Overloaded
+from app.ingest.offload import Steps
 from app.ingest.otlp_common import NANOS_PER_SECOND, DecodeLimits, MalformedPayload
 from app.ingest.writer import DatabaseUnavailable, WriteRejected, WriterSaturated
 from app.services import Services
@@ -47,6 +48,9 @@ class OtlpSignal:
     decode_json: Callable[[Any, DecodeLimits], DecodedBatch]
     store: Callable[[Services, Principal, DecodedBatch], Awaitable[None]]
     response: Callable[[int, str], Message]
+    # The protobuf decoder as sliced steps, run on the event loop (see app/ingest/offload.py);
+    # without one, `decode_protobuf` runs on a thread.
+    decode_protobuf_steps: Callable[[bytes, DecodeLimits], Steps[DecodedBatch]] | None = None
 
 
 class OtlpFailure(Exception):
@@ -102,11 +106,20 @@ async def _decode_and_store(
 ) -> DecodedBatch:
     limits = decode_limits(services, signal.retention_setting)
     if media == payload.PROTOBUF:
-        batch = await services.offload(signal.decode_protobuf, body, limits)
+        batch = await decode_protobuf(services, signal, body, limits)
     else:
         batch = await services.offload(_decode_json, signal.decode_json, body, limits)
     await store_batch(services, principal, batch, signal)
     return batch
+
+
+async def decode_protobuf(
+    services: Services, signal: OtlpSignal, body: bytes, limits: DecodeLimits
+) -> DecodedBatch:
+    """A protobuf body decoded in slices on the loop when the signal can, else on a thread."""
+    if signal.decode_protobuf_steps is not None:
+        return await services.offload.sliced(signal.decode_protobuf_steps(body, limits))
+    return await services.offload(signal.decode_protobuf, body, limits)
 
 
 def _decode_json(

@@ -8,7 +8,11 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from app.api.otlp import OtlpSignal, otlp_route
 from app.auth import Principal
 from app.domain.records import DecodedBatch
-from app.ingest.otlp_logs import decode_logs_json, decode_logs_protobuf
+from app.ingest.otlp_logs import (
+    decode_logs_json,
+    decode_logs_protobuf,
+    decode_logs_protobuf_steps,
+)
 from app.ingest.store_logs import store_logs
 from app.services import Services
 
@@ -36,6 +40,7 @@ LOGS = OtlpSignal(
     decode_json=decode_logs_json,
     store=_store,
     response=_response,
+    decode_protobuf_steps=decode_logs_protobuf_steps,
 )
 
 otlp_route(router, "/v1/logs", LOGS, "Receive OTLP logs (protobuf or JSON)")

@@ -35,7 +35,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from app.api.deps import authorize_headers
 from app.api.errors import ApiError
-from app.api.otlp import OtlpFailure, OtlpSignal, decode_limits, store_batch
+from app.api.otlp import OtlpFailure, OtlpSignal, decode_limits, decode_protobuf, store_batch
 from app.api.otlp_logs import LOGS
 from app.api.otlp_metrics import METRICS
 from app.api.otlp_traces import TRACES
@@ -147,7 +147,7 @@ async def _receive(
             # gRPC has read and inflated the message already: it is its own payload.
             ticket.reserve(len(body) * (1 + DECODED_BYTES_PER_BYTE))
             limits = decode_limits(services, signal.retention_setting)
-            batch = await services.offload(signal.decode_protobuf, body, limits)
+            batch = await decode_protobuf(services, signal, body, limits)
             await store_batch(services, principal, batch, signal)
         return batch
     except ApiError as error:

@@ -36,8 +36,11 @@ class Enricher:
     def resource(self, resource: Resource) -> None:
         resource.attributes = self.redact(resource.attributes)
 
-    def spans(self, spans: list[SpanRecord]) -> None:
-        seen_resources: set[int] = set()
+    def spans(self, spans: list[SpanRecord], seen_resources: set[int] | None = None) -> None:
+        """Enrich `spans` in place; `seen_resources` (ids) carries over between calls on
+        parts of one batch, so that a shared resource is redacted once."""
+        if seen_resources is None:
+            seen_resources = set()
         for span in spans:
             if id(span.resource) not in seen_resources:
                 seen_resources.add(id(span.resource))

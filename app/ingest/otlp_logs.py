@@ -16,6 +16,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 
 from app.domain.logs import SEVERITY_MAX, LogRecord
 from app.domain.records import DecodedBatch, Resource, Scope
+from app.ingest.offload import Steps, drive
 from app.ingest.otlp_common import (
     SPAN_ID_BYTES,
     TRACE_ID_BYTES,
@@ -53,10 +54,20 @@ INT32_MAX = 2**31 - 1
 
 
 def decode_logs_protobuf(body: bytes, limits: DecodeLimits) -> DecodedBatch:
+    return drive(decode_logs_protobuf_steps(body, limits))
+
+
+# Log records decoded between two pauses of `decode_logs_protobuf_steps`.
+RECORDS_PER_STEP = 32
+
+
+def decode_logs_protobuf_steps(body: bytes, limits: DecodeLimits) -> Steps[DecodedBatch]:
+    """`decode_logs_protobuf` as sliced steps (see `app/ingest/offload.py`)."""
     try:
         request = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
     except DecodeError as error:
         raise MalformedPayload(f"body is not a valid ExportLogsServiceRequest: {error}") from None
+    yield
     body_limits = _body_limits(limits)
     batch = DecodedBatch(items=[])
     index = 0
@@ -83,6 +94,8 @@ def decode_logs_protobuf(body: bytes, limits: DecodeLimits) -> DecodedBatch:
                 except InvalidItem as problem:
                     batch.reject(f"log record {index}: {problem}")
                 index += 1
+                if not index % RECORDS_PER_STEP:
+                    yield
     return batch
 
 
