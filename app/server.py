@@ -32,13 +32,14 @@ from types import FrameType
 import uvicorn
 from uvicorn.server import HANDLED_SIGNALS
 
+from app import shutdown
 from app.config import get_settings
 from app.connections import ConnectionLimits, protocol_class, raise_file_limit
+from app.shutdown import GRACEFUL_S
 from app.telemetry import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
 APP = "app.main:app_factory"
-GRACEFUL_S = 10
 GC_THRESHOLDS = (50_000, 20, 10)
 M_ARENA_MAX = -8  # mallopt's parameter numbers, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -90,6 +91,7 @@ class _Server(uvicorn.Server):
         # parent process of --workers never loads grpc).
         from app.grpc.server import stop_all_grpc
 
+        shutdown.begin()  # ingest requests still waiting give up in time to answer 503
         await asyncio.gather(super().shutdown(sockets=sockets), stop_all_grpc())
 
     @contextlib.contextmanager

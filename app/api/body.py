@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 import orjson
 from fastapi import Request
 
-from app.api.errors import BadRequest
+from app import shutdown
+from app.api.deps import get_services
+from app.api.errors import BadRequest, ServiceUnavailable
 from app.api.errors import PayloadTooLarge as PayloadTooLargeError
 from app.config import Settings
 from app.ingest import payload
@@ -112,21 +114,31 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     Once the body has been read, the next ASGI message is the disconnect, so waiting for
     it costs nothing. A cancelled write that no flusher has taken yet is dropped from the
     writer's queue; one already being committed stays committed (and a retry merges).
-    Raises `ClientGone` when the client left.
+    Raises `ClientGone` when the client left, and `ServiceUnavailable` (503) when the
+    process's graceful shutdown is about to end before the work did (app/shutdown.py).
     """
     work_task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))
+    giving_up = asyncio.ensure_future(shutdown.expired())
+    others = (watcher, giving_up)
     try:
-        done, _ = await asyncio.wait({work_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({work_task, *others}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
-        work_task.cancel()
-        watcher.cancel()
+        for task in (work_task, *others):
+            task.cancel()
         raise
+    for task in others:
+        task.cancel()
     if work_task in done:
-        watcher.cancel()
         return work_task.result()
     work_task.cancel()
     await asyncio.gather(work_task, return_exceptions=True)
+    if giving_up in done:
+        retry_after = get_services(request).settings.retry_after_s
+        raise ServiceUnavailable(
+            "the collector is shutting down and this batch was not committed in time; retry",
+            headers={"Retry-After": str(retry_after)},
+        )
     raise ClientGone()
 
 

@@ -19,7 +19,9 @@ from otlp_testkit import (
     traces_json,
     traces_pb,
 )
-from support import Collector
+from support import Collector, wait_for_lock_waiters
+
+from app.db.engine import asyncpg_dsn
 
 
 def _batch(count: int, trace_id: str | None = None) -> list[SpanSpec]:
@@ -216,3 +218,48 @@ async def test_sigterm_answers_what_is_in_flight_and_exits_0(
     # are 200s (and 503s, should the writer not finish in time), never a 5xx of a bug.
     assert set(outcomes.statuses) <= {200, 503}
     await _assert_acknowledged_stored(db, project_name, outcomes, record_property, "SIGTERM")
+
+
+@pytest.mark.parametrize("path", ["/v1/traces", "/api/v1/ingest/spans"])
+async def test_a_batch_still_waiting_when_shutdown_ends_gets_503_not_500(
+    start_collector: Callable[..., Collector],
+    key: str,
+    database_url: str,
+    db: asyncpg.Connection,
+    project_name: str,
+    path: str,
+) -> None:
+    """uvicorn cancels what is still running when its graceful wait ends (a 500 for a request
+    that had not answered): an ingest request whose batch cannot commit gives up first and
+    answers 503 with Retry-After, and the process still exits 0."""
+    victim = start_collector(
+        env={"TELEMETRY_DB_STATEMENT_TIMEOUT_S": "60", "TELEMETRY_WORKERS_ENABLED": "false"}
+    )
+    span = simple_span()
+    if path == "/v1/traces":
+        body = traces_pb([span]).SerializeToString()
+        request = {"content": body, "headers": {"content-type": PROTOBUF}}
+    else:
+        native = {"trace_id": span.trace_id, "span_id": span.span_id, "name": "stuck",
+                  "service": "shutdown", "start_time": "now-1s", "duration_ms": 5}  # fmt: skip
+        request = {"json": {"spans": [native]}}
+    blocker = await asyncpg.connect(asyncpg_dsn(database_url))
+    blocking = blocker.transaction()
+    await blocking.start()
+    await blocker.execute("LOCK TABLE spans IN ACCESS EXCLUSIVE MODE")
+    try:
+        async with httpx.AsyncClient(
+            base_url=victim.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as http:
+            answer = asyncio.ensure_future(http.post(path, **request))
+            await wait_for_lock_waiters(db, 1)  # its flush waits for the lock
+            stopping = asyncio.ensure_future(asyncio.to_thread(victim.stop))
+            response = await answer
+    finally:
+        await blocking.rollback()
+        await blocker.close()
+    await stopping
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    assert "shutting down" in response.text
+    assert victim.process is not None and victim.process.returncode == 0
