@@ -150,10 +150,11 @@ async def matching_traces(
     None when they are too many to be worth reading (then the plain root walk finds a
     page sooner).
 
-    Up to CANDIDATE_LIMIT + 1 spans are read first: a selective filter stops there.
-    Past that, PostgreSQL's estimates of the matching spans and of the window's roots
-    decide whether to read them all (see WALK_OVER_READ): a dense filter (a service
-    alone matches every trace) costs two EXPLAINs more, not a read of 20,000 spans.
+    Up to CANDIDATE_LIMIT + 1 spans are read first: a selective filter stops there, at
+    no other cost. Past that, PostgreSQL's estimates of the matching spans and of the
+    window's roots decide whether reading them all costs less than the walk (see
+    WALK_OVER_READ): a dense filter (a service alone matches every trace) costs one
+    EXPLAIN more, not a read of 20,000 spans.
     """
     async with engine.connect() as connection:
         matching = candidates_query(project_id, conditions, start, end)
