@@ -9,8 +9,9 @@ attribute GIN), whose cost follows the number of matches. Then, by how many ther
 
 - at most `CANDIDATE_LIMIT` traces: the page is made from those traces only, each
   probed for its first root (`candidate_page`; cost follows the matches);
-- more, when reading them all costs less than the walk would (PostgreSQL's estimates of
-  the matches and of the window's roots say so; at most `MEMBERSHIP_LIMIT` spans): the
+- more, when reading them all costs less than the walk would (as estimated from the
+  first 5,000 read and from the window's roots in the catalog; at most
+  `MEMBERSHIP_LIMIT` spans): the
   root walk, but testing each root's trace id against the candidates (a hashed set)
   instead of reading the trace's spans: a page of 20 still tests about 20 * N / M roots
   (N roots in the window, M matching traces), at about a twentieth of the cost each;
@@ -22,11 +23,11 @@ started in the window and matches every filter (app/query/traces.py).
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -38,6 +39,7 @@ from sqlalchemy import (
     exists,
     func,
     select,
+    text,
     true,
     tuple_,
 )
@@ -73,9 +75,10 @@ def candidates_query(
     conditions: Sequence[ColumnElement[bool]],
     start: datetime,
     end: datetime,
-) -> Select[tuple[bytes]]:
-    """Trace ids of the matching spans (conditions on `spans`), one row per span."""
-    return select(spans.c.trace_id).where(
+) -> Select[Any]:
+    """Trace ids and start times of the matching spans (conditions on `spans`), one row
+    per span (every index that serves a filter holds both)."""
+    return select(spans.c.trace_id, spans.c.start_time).where(
         spans.c.project_id == project_id,
         spans.c.start_time >= start,
         spans.c.start_time <= end,
@@ -83,43 +86,60 @@ def candidates_query(
     )
 
 
-def _roots_query(project_id: int, start: datetime, end: datetime) -> Select[Any]:
-    return select(spans.c.trace_id).where(
-        spans.c.project_id == project_id,
-        spans.c.is_root,
-        spans.c.start_time >= start,
-        spans.c.start_time <= end,
-    )
+# The roots of each day partition, as the partial index of roots counted them at the
+# partition's last ANALYZE or VACUUM (the partition-maintenance job keeps that recent):
+# a catalog read, where EXPLAIN cost a round trip and planning.
+_ROOTS_PER_PARTITION = text(
+    """
+    SELECT t.relname AS partition, greatest(i.reltuples, 0) AS roots
+    FROM pg_inherits h
+    JOIN pg_class i ON i.oid = h.inhrelid
+    JOIN pg_index x ON x.indexrelid = i.oid
+    JOIN pg_class t ON t.oid = x.indrelid
+    WHERE h.inhparent = to_regclass('spans_roots_time')
+    """
+)
+_DAY = timedelta(days=1)
 
 
-async def estimated_rows(connection: AsyncConnection, query: Select[Any]) -> float:
-    """PostgreSQL's estimate of the rows `query` returns (EXPLAIN: planned, not run)."""
-    compiled = query.compile(dialect=connection.dialect)
-    params = compiled.construct_params()
-    arguments = []
-    for name in compiled.positiontup or ():
-        processor = (
-            compiled.binds[name]
-            .type.dialect_impl(connection.dialect)
-            .bind_processor(connection.dialect)
-        )
-        arguments.append(processor(params[name]) if processor else params[name])
-    result = await connection.exec_driver_sql(
-        f"EXPLAIN (FORMAT JSON) {compiled.string}", tuple(arguments)
-    )
-    document = result.scalar_one()
-    if isinstance(document, str):
-        document = json.loads(document)
-    return float(document[0]["Plan"]["Plan Rows"])
+async def estimated_roots(connection: AsyncConnection, start: datetime, end: datetime) -> float:
+    """About how many roots (of every project) started in start..end: each overlapping
+    day partition's count, in proportion to the overlap."""
+    total = 0.0
+    for row in await connection.execute(_ROOTS_PER_PARTITION):
+        match = _PARTITION_DAY.fullmatch(row.partition)
+        if match is None:
+            continue
+        day_start = datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC)
+        overlap = min(end, day_start + _DAY) - max(start, day_start)
+        if overlap > timedelta(0):
+            total += float(row.roots) * (overlap / _DAY)
+    return total
+
+
+_PARTITION_DAY = re.compile(r"spans_p(\d{8})")
 
 
 async def _read(
-    connection: AsyncConnection, matching: Select[tuple[bytes]], limit: int
-) -> Candidates | None:
-    """The distinct traces of up to `limit` matching spans, or None when more match."""
+    connection: AsyncConnection,
+    matching: Select[Any],
+    limit: int,
+    start: datetime,
+    end: datetime,
+) -> Candidates | float:
+    """The distinct traces of up to `limit` matching spans; when more match, an estimate
+    of how many: the first `limit + 1` read cover part of the window, and when the index
+    read them in time order (service + errors, service + name), the window holds about
+    `limit + 1` times the window over that part; in duration order (service + duration)
+    they span the window, and the estimate is just over the limit."""
     read = matching.limit(limit + 1).subquery("matching")
     per_trace = (
-        select(read.c.trace_id, func.count().label("spans"))
+        select(
+            read.c.trace_id,
+            func.count().label("spans"),
+            func.min(read.c.start_time).label("first"),
+            func.max(read.c.start_time).label("last"),
+        )
         .group_by(read.c.trace_id)
         .subquery("per_trace")
     )
@@ -131,12 +151,15 @@ async def _read(
                 func.coalesce(
                     func.string_agg(func.encode(per_trace.c.trace_id, "hex"), ","), ""
                 ).label("listed"),
+                func.min(per_trace.c.first).label("first"),
+                func.max(per_trace.c.last).label("last"),
             )
         )
     ).one()
-    if row.spans > limit:
-        return None
-    return Candidates(int(row.traces), row.listed)
+    if int(row.spans) <= limit:
+        return Candidates(int(row.traces), row.listed)
+    covered = max(row.last - row.first, timedelta(milliseconds=1))
+    return float(row.spans) * max(1.0, (end - start) / covered)
 
 
 async def matching_traces(
@@ -151,23 +174,24 @@ async def matching_traces(
     page sooner).
 
     Up to CANDIDATE_LIMIT + 1 spans are read first: a selective filter stops there, at
-    no other cost. Past that, PostgreSQL's estimates of the matching spans and of the
-    window's roots decide whether reading them all costs less than the walk (see
-    WALK_OVER_READ): a dense filter (a service alone matches every trace) costs one
-    EXPLAIN more, not a read of 20,000 spans.
+    no other cost. Past that, the matches estimated from that read and the window's
+    roots estimated from the catalog decide whether reading them all costs less than
+    the walk (see WALK_OVER_READ): a dense filter (a service alone matches every trace)
+    reads no more.
     """
     async with engine.connect() as connection:
         matching = candidates_query(project_id, conditions, start, end)
-        found = await _read(connection, matching, CANDIDATE_LIMIT)
-        if found is not None:
+        found = await _read(connection, matching, CANDIDATE_LIMIT, start, end)
+        if isinstance(found, Candidates):
             return found
-        if await estimated_rows(connection, matching) > MEMBERSHIP_LIMIT:
+        if found > MEMBERSHIP_LIMIT:
             return None
-        roots = await estimated_rows(connection, _roots_query(project_id, start, end))
+        roots = await estimated_roots(connection, start, end)
         limit = min(MEMBERSHIP_LIMIT, int(math.sqrt(WALK_OVER_READ * roots)))
-        if limit <= CANDIDATE_LIMIT:
+        if limit <= CANDIDATE_LIMIT or found > limit:
             return None
-        return await _read(connection, matching, limit)
+        again = await _read(connection, matching, limit, start, end)
+        return again if isinstance(again, Candidates) else None
 
 
 def listed_ids(candidates: Candidates) -> Select[Any]:
