@@ -9,13 +9,13 @@ attribute GIN), whose cost follows the number of matches. Then, by how many ther
 
 - at most `CANDIDATE_LIMIT` traces: the page is made from those traces only, each
   probed for its first root (`candidate_page`; cost follows the matches);
-- more, when reading them all costs less than the walk would (as estimated from the
-  first 5,000 read and from the window's roots in the catalog; at most
-  `MEMBERSHIP_LIMIT` spans): the
-  root walk, but testing each root's trace id against the candidates (a hashed set)
-  instead of reading the trace's spans: a page of 20 still tests about 20 * N / M roots
-  (N roots in the window, M matching traces), at about a twentieth of the cost each;
-- more still: matches are dense, and the plain walk finds a page after a few tests.
+- more, for a service's slow spans (service + minimum duration, the search Jaeger keeps
+  a duration index for), when the window holds so many roots that reading them all
+  costs less than the walk would (at most `MEMBERSHIP_LIMIT` spans): the root walk, but
+  testing each root's trace id against the candidates (a hashed set) instead of reading
+  the trace's spans: a page of 20 still tests about 20 * N / M roots (N roots in the
+  window, M matching traces), at about a twentieth of the cost each;
+- else: matches are dense, and the plain walk finds a page after a few tests.
 
 All ways select the same traces: a root in the window whose trace has a span that
 started in the window and matches every filter (app/query/traces.py).
@@ -76,9 +76,8 @@ def candidates_query(
     start: datetime,
     end: datetime,
 ) -> Select[Any]:
-    """Trace ids and start times of the matching spans (conditions on `spans`), one row
-    per span (every index that serves a filter holds both)."""
-    return select(spans.c.trace_id, spans.c.start_time).where(
+    """Trace ids of the matching spans (conditions on `spans`), one row per span."""
+    return select(spans.c.trace_id).where(
         spans.c.project_id == project_id,
         spans.c.start_time >= start,
         spans.c.start_time <= end,
@@ -121,25 +120,12 @@ _PARTITION_DAY = re.compile(r"spans_p(\d{8})")
 
 
 async def _read(
-    connection: AsyncConnection,
-    matching: Select[Any],
-    limit: int,
-    start: datetime,
-    end: datetime,
-) -> Candidates | float:
-    """The distinct traces of up to `limit` matching spans; when more match, an estimate
-    of how many: the first `limit + 1` read cover part of the window, and when the index
-    read them in time order (service + errors, service + name), the window holds about
-    `limit + 1` times the window over that part; in duration order (service + duration)
-    they span the window, and the estimate is just over the limit."""
+    connection: AsyncConnection, matching: Select[Any], limit: int
+) -> Candidates | None:
+    """The distinct traces of up to `limit` matching spans, or None when more match."""
     read = matching.limit(limit + 1).subquery("matching")
     per_trace = (
-        select(
-            read.c.trace_id,
-            func.count().label("spans"),
-            func.min(read.c.start_time).label("first"),
-            func.max(read.c.start_time).label("last"),
-        )
+        select(read.c.trace_id, func.count().label("spans"))
         .group_by(read.c.trace_id)
         .subquery("per_trace")
     )
@@ -151,15 +137,12 @@ async def _read(
                 func.coalesce(
                     func.string_agg(func.encode(per_trace.c.trace_id, "hex"), ","), ""
                 ).label("listed"),
-                func.min(per_trace.c.first).label("first"),
-                func.max(per_trace.c.last).label("last"),
             )
         )
     ).one()
-    if int(row.spans) <= limit:
-        return Candidates(int(row.traces), row.listed)
-    covered = max(row.last - row.first, timedelta(milliseconds=1))
-    return float(row.spans) * max(1.0, (end - start) / covered)
+    if int(row.spans) > limit:
+        return None
+    return Candidates(int(row.traces), row.listed)
 
 
 async def matching_traces(
@@ -168,30 +151,30 @@ async def matching_traces(
     conditions: Sequence[ColumnElement[bool]],
     start: datetime,
     end: datetime,
+    *,
+    read_more: bool = False,
 ) -> Candidates | None:
     """The traces of the spans that started in start..end and meet every condition, or
     None when they are too many to be worth reading (then the plain root walk finds a
     page sooner).
 
-    Up to CANDIDATE_LIMIT + 1 spans are read first: a selective filter stops there, at
-    no other cost. Past that, the matches estimated from that read and the window's
-    roots estimated from the catalog decide whether reading them all costs less than
-    the walk (see WALK_OVER_READ): a dense filter (a service alone matches every trace)
-    reads no more.
+    Up to CANDIDATE_LIMIT + 1 spans are read first: a selective filter stops there.
+    With `read_more` (a search for a service's slow spans: how many match cannot be
+    told from the first read, in duration order), more are read when the window's roots
+    make the walk cost more than reading them (see WALK_OVER_READ). Other filters past
+    the limit are dense (a service alone, its errors, a common span name) and take the
+    walk, which finds their page after a few tests.
     """
     async with engine.connect() as connection:
         matching = candidates_query(project_id, conditions, start, end)
-        found = await _read(connection, matching, CANDIDATE_LIMIT, start, end)
-        if isinstance(found, Candidates):
+        found = await _read(connection, matching, CANDIDATE_LIMIT)
+        if found is not None or not read_more:
             return found
-        if found > MEMBERSHIP_LIMIT:
-            return None
         roots = await estimated_roots(connection, start, end)
         limit = min(MEMBERSHIP_LIMIT, int(math.sqrt(WALK_OVER_READ * roots)))
-        if limit <= CANDIDATE_LIMIT or found > limit:
+        if limit <= CANDIDATE_LIMIT:
             return None
-        again = await _read(connection, matching, limit, start, end)
-        return again if isinstance(again, Candidates) else None
+        return await _read(connection, matching, limit)
 
 
 def listed_ids(candidates: Candidates) -> Select[Any]:

@@ -339,7 +339,10 @@ async def search_traces(
     candidates = None
     span_conditions = filters.conditions(spans)
     if span_conditions:
-        candidates = await matching_traces(engine, project_id, span_conditions, start, end)
+        slow_spans = bool(filters.service) and filters.min_duration_ms is not None
+        candidates = await matching_traces(
+            engine, project_id, span_conditions, start, end, read_more=slow_spans
+        )
         if candidates is not None and candidates.count == 0:
             return {"traces": [], "next_cursor": None}
     query = search_query(project_id, filters, start, end, limit, position, candidates)

@@ -275,7 +275,7 @@ async def reference_pages(
     ("candidate_limit", "membership_limit"),
     [
         (5_000, 20_000),  # every search made from its candidates
-        (3, 20_000),  # past 3 traces: the walk testing membership among the candidates
+        (3, 20_000),  # past 3: slow spans of a service by membership, others the walk
         (3, 3),  # past 3 spans: the plain root walk
         (12, 40),  # each filter on whichever side of both limits it falls
     ],
@@ -287,9 +287,10 @@ async def test_trace_search_equals_the_root_walk(
     candidate_limit: int,
     membership_limit: int,
 ) -> None:
-    """With few candidates the page is made from them; with more, the root walk tests
-    membership among them; past the second limit, the plain root walk. Paged through
-    every cursor, compared with the plain walk."""
+    """With few candidates the page is made from them; with more, a service's slow spans
+    are all read and the root walk tests membership among them; past the second limit,
+    or for other filters, the plain root walk. Paged through every cursor, compared with
+    the plain walk."""
     monkeypatch.setattr(trace_candidates, "CANDIDATE_LIMIT", candidate_limit)
     monkeypatch.setattr(trace_candidates, "MEMBERSHIP_LIMIT", membership_limit)
     # Read every candidate up to MEMBERSHIP_LIMIT, whatever the window's size.
@@ -297,8 +298,8 @@ async def test_trace_search_equals_the_root_walk(
     taken: dict[str, int] = {"probed": 0, "membership": 0, "walk": 0}
     real_matching = trace_candidates.matching_traces
 
-    async def counted(*args: Any) -> trace_candidates.Candidates | None:
-        found = await real_matching(*args)
+    async def counted(*args: Any, **options: Any) -> trace_candidates.Candidates | None:
+        found = await real_matching(*args, **options)
         if found is None:
             taken["walk"] += 1
         elif found.count:
