@@ -99,6 +99,7 @@ _ROOTS_PER_PARTITION = text(
     """
 )
 _DAY = timedelta(days=1)
+_PARTITION_DAY = re.compile(r"spans_p(\d{8})")
 
 
 async def estimated_roots(connection: AsyncConnection, start: datetime, end: datetime) -> float:
@@ -114,9 +115,6 @@ async def estimated_roots(connection: AsyncConnection, start: datetime, end: dat
         if overlap > timedelta(0):
             total += float(row.roots) * (overlap / _DAY)
     return total
-
-
-_PARTITION_DAY = re.compile(r"spans_p(\d{8})")
 
 
 async def _read(
