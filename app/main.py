@@ -56,6 +56,7 @@ from app.ui import install_ui
 from app.workers.alert_eval import evaluate_round
 from app.workers.delivery import Deliverer
 from app.workers.dispatch import dispatch_round
+from app.workers.error_minutes import compact_error_minutes
 from app.workers.operations import compact_operations
 from app.workers.partition_stats import maintain_partitions
 from app.workers.retention import drop_expired
@@ -83,6 +84,7 @@ def background_jobs(settings: Settings, partitions: PartitionManager) -> list[Jo
     async def rollups(engine: AsyncEngine) -> None:
         await compact_rollups(engine)
         await compact_operations(engine)
+        await compact_error_minutes(engine)
 
     async def partition_maintenance(engine: AsyncEngine) -> None:
         await maintain_partitions(engine)

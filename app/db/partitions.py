@@ -16,6 +16,7 @@ PARTITIONED_TABLES = frozenset(
         "logs",
         "metric_points",
         "error_events",
+        "error_minutes",
         "span_rollups",
         "span_operations",
         "slo_minutes",

@@ -284,6 +284,24 @@ span_operations = Table(
 
 OPERATION_COLUMNS: tuple[str, ...] = tuple(column.name for column in span_operations.columns)
 
+# Error events per minute and service (migration 0010), partitioned by day on `minute`:
+# appended at ingest in the events' own transaction with exactly the events inserted
+# (app/ingest/error_groups.py), so a re-sent event counts once, as in `error_events`;
+# merged per key by the compaction job (app/workers/error_minutes.py). The overview
+# counts a window's whole minutes here and its partial edge minutes in `error_events`.
+error_minutes = Table(
+    "error_minutes",
+    metadata,
+    Column("project_id", BigInteger, nullable=False),
+    Column("minute", DateTime(timezone=True), nullable=False),
+    Column("service_name", Text, nullable=False),
+    Column("event_count", BigInteger, nullable=False),
+    Column("compacted", Boolean, nullable=False),
+    postgresql_partition_by="RANGE (minute)",
+)
+
+ERROR_MINUTE_COLUMNS: tuple[str, ...] = tuple(column.name for column in error_minutes.columns)
+
 # Alerting (migration 0006). Rule and channel bodies are validated documents (`spec`,
 # app/domain/alert_rules.py and app/domain/channels.py); the columns are what is queried.
 channels = Table(

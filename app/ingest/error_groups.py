@@ -1,4 +1,5 @@
-"""Error rows and the error-group upsert that runs in the same transaction as their COPY."""
+"""Error rows, and what runs in the same transaction as their COPY: the error-group upsert
+and the per-minute event counts (`error_minutes`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from app.db.partitions import days_of
-from app.db.tables import ERROR_EVENT_COLUMNS
+from app.db.tables import ERROR_EVENT_COLUMNS, ERROR_MINUTE_COLUMNS
 from app.domain.errors import ErrorEvent
 from app.domain.fingerprint import normalize_message
 from app.ingest.rows import dumps, timestamp
@@ -91,4 +92,30 @@ async def upsert_groups(connection: asyncpg.Connection, rows: list[tuple[Any, ..
     await connection.executemany(UPSERT_GROUP, arguments)
 
 
-ERROR_EVENTS_HOOK = InsertHook(("project_id", "event_id", "time"), upsert_groups)
+def minute_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """One `error_minutes` row per project, minute and service of the inserted events."""
+    counts: dict[tuple[int, datetime, str], int] = {}
+    project, moment, service = _COLUMN["project_id"], _COLUMN["time"], _COLUMN["service_name"]
+    for row in rows:
+        key = (row[project], row[moment].replace(second=0, microsecond=0), row[service])
+        counts[key] = counts.get(key, 0) + 1
+    return [(*key, count, False) for key, count in counts.items()]
+
+
+async def append_minutes(connection: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Count the inserted events per minute: appended (COPY, no upsert, so concurrent
+    flushes never wait for each other), merged per key later (app/workers/error_minutes.py)."""
+    await connection.copy_records_to_table(
+        "error_minutes", records=minute_rows(rows), columns=list(ERROR_MINUTE_COLUMNS)
+    )
+
+
+async def after_error_events(connection: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Given exactly the event rows inserted (a re-sent event is not among them)."""
+    await upsert_groups(connection, rows)
+    await append_minutes(connection, rows)
+
+
+ERROR_EVENTS_HOOK = InsertHook(
+    ("project_id", "event_id", "time"), after_error_events, partitioned_tables=("error_minutes",)
+)

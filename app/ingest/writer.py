@@ -388,7 +388,15 @@ class GroupCommitWriter:
         returning = ", ".join(f'"{name}"' for name in hook.key_columns)
         keys = {tuple(record) for record in await raw.fetch(f"{insert} RETURNING {returning}")}
         positions = [list(part.columns).index(name) for name in hook.key_columns]
-        return [row for row in part.rows if tuple(row[i] for i in positions) in keys]
+        # One row per inserted key: a batch may hold a row twice (a retry merged into the
+        # group of its original), and ON CONFLICT DO NOTHING inserted it once.
+        inserted = []
+        for row in part.rows:
+            key = tuple(row[i] for i in positions)
+            if key in keys:
+                keys.discard(key)
+                inserted.append(row)
+        return inserted
 
 
 async def _discard(connection: AsyncConnection, *, invalidate: bool = True) -> None:

@@ -28,10 +28,11 @@ from typing import Any
 from sqlalchemy import Integer, cast, extract, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.db.tables import error_events, error_groups, span_rollups
+from app.db.tables import error_groups, span_rollups
 from app.domain.span_stats import SpanStats
 from app.domain.times import iso
 from app.ingest.rollups import LLM, REQUEST, TOOL
+from app.query.error_counts import count_error_events
 from app.query.span_stats import Key, rollup_stats
 
 TARGET_STEPS = 60
@@ -123,16 +124,13 @@ async def overview(
             error_groups.c.first_seen >= window_start,
             error_groups.c.first_seen <= end,
         )
-        events = select(func.count()).where(
-            error_events.c.project_id == project_id,
-            error_events.c.time >= window_start,
-            error_events.c.time <= end,
-        )
         if service:
             new_groups = new_groups.where(error_groups.c.service_name == service)
-            events = events.where(error_events.c.service_name == service)
         new_group_count = await connection.scalar(new_groups)
-        event_count = await connection.scalar(events)
+        # Per minute from error_minutes, the edge minutes from error_events: exact.
+        event_count = await count_error_events(
+            connection, project_id, window_start, end, service or None
+        )
 
     empty = SpanStats()
     by_step = [per_step.get((index,), empty) for index in range(steps)]

@@ -5,40 +5,69 @@ trace for a matching span: cheap when most traces match, but when 1% do, a 20-tr
 tests about 2,000 traces, and more as the window holds more. Instead the search first reads
 the trace ids of the matching spans themselves, through the index that serves the filter
 (migration 0008: service + duration, service + errors, service + span name; 0004:
-attribute GIN), whose cost follows the number of matches. When they are few (at most
-`CANDIDATE_LIMIT` spans) the page is made from those traces only; when they are many,
-matches are dense and the walk over the roots finds a page after a few tests.
+attribute GIN), whose cost follows the number of matches. Then, by how many there are:
 
-Both ways select the same traces: a root in the window whose trace has a span that
+- at most `CANDIDATE_LIMIT` traces: the page is made from those traces only, each
+  probed for its first root (`candidate_page`; cost follows the matches);
+- more, for a service's slow spans (service + minimum duration, the search Jaeger keeps
+  a duration index for), when the window holds so many roots that reading them all
+  costs less than the walk would (at most `MEMBERSHIP_LIMIT` spans): the root walk, but
+  testing each root's trace id against the candidates (a hashed set) instead of reading
+  the trace's spans: a page of 20 still tests about 20 * N / M roots (N roots in the
+  window, M matching traces), at about a twentieth of the cost each;
+- else: matches are dense, and the plain walk finds a page after a few tests.
+
+All ways select the same traces: a root in the window whose trace has a span that
 started in the window and matches every filter (app/query/traces.py).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    LargeBinary,
     Select,
     Subquery,
+    Text,
     bindparam,
     exists,
     func,
     select,
+    text,
     true,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.tables import spans
 
-# Above this many matching spans the root walk is taken: with N roots in the window and
-# M > CANDIDATE_LIMIT matching traces among them, a page of 20 tests about 20 * N / M.
+# Up to this many matching traces the page is made from the candidates alone: one probe
+# per trace (its first root), about 4 buffers per day partition of the window.
 CANDIDATE_LIMIT = 5_000
+# Past CANDIDATE_LIMIT matching spans, reading them all pays when the walk would test
+# many roots: with N roots in the window and M matching traces a page of 20 walks about
+# 20 * N / M roots, about 27 buffers (40 us) each to read the trace's spans, or about 2
+# us each to test membership among the candidates, which cost about 2 us a span to read.
+# So M spans are worth reading while M < sqrt(WALK_OVER_READ * N) (M of 14,000 at half a
+# million roots, 4,600 at 53,000 roots), and never more than MEMBERSHIP_LIMIT.
+WALK_OVER_READ = 400
+MEMBERSHIP_LIMIT = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The distinct trace ids of the matching spans: how many, and all of them in one
+    text (hex, comma-separated), bound as one parameter: an array of 10,000 ids cost
+    more to encode and decode than the query took to run."""
+
+    count: int
+    listed: str
 
 
 def candidates_query(
@@ -46,18 +75,72 @@ def candidates_query(
     conditions: Sequence[ColumnElement[bool]],
     start: datetime,
     end: datetime,
-) -> Select[tuple[bytes]]:
-    """Trace ids of up to CANDIDATE_LIMIT + 1 matching spans (conditions on `spans`)."""
-    return (
-        select(spans.c.trace_id)
-        .where(
-            spans.c.project_id == project_id,
-            spans.c.start_time >= start,
-            spans.c.start_time <= end,
-            *conditions,
-        )
-        .limit(CANDIDATE_LIMIT + 1)
+) -> Select[Any]:
+    """Trace ids of the matching spans (conditions on `spans`), one row per span."""
+    return select(spans.c.trace_id).where(
+        spans.c.project_id == project_id,
+        spans.c.start_time >= start,
+        spans.c.start_time <= end,
+        *conditions,
     )
+
+
+# The roots of each day partition, as the partial index of roots counted them at the
+# partition's last ANALYZE or VACUUM (the partition-maintenance job keeps that recent):
+# a catalog read, where EXPLAIN cost a round trip and planning.
+_ROOTS_PER_PARTITION = text(
+    """
+    SELECT t.relname AS partition, greatest(i.reltuples, 0) AS roots
+    FROM pg_inherits h
+    JOIN pg_class i ON i.oid = h.inhrelid
+    JOIN pg_index x ON x.indexrelid = i.oid
+    JOIN pg_class t ON t.oid = x.indrelid
+    WHERE h.inhparent = to_regclass('spans_roots_time')
+    """
+)
+_DAY = timedelta(days=1)
+_PARTITION_DAY = re.compile(r"spans_p(\d{8})")
+
+
+async def estimated_roots(connection: AsyncConnection, start: datetime, end: datetime) -> float:
+    """About how many roots (of every project) started in start..end: each overlapping
+    day partition's count, in proportion to the overlap."""
+    total = 0.0
+    for row in await connection.execute(_ROOTS_PER_PARTITION):
+        match = _PARTITION_DAY.fullmatch(row.partition)
+        if match is None:
+            continue
+        day_start = datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC)
+        overlap = min(end, day_start + _DAY) - max(start, day_start)
+        if overlap > timedelta(0):
+            total += float(row.roots) * (overlap / _DAY)
+    return total
+
+
+async def _read(
+    connection: AsyncConnection, matching: Select[Any], limit: int
+) -> Candidates | None:
+    """The distinct traces of up to `limit` matching spans, or None when more match."""
+    read = matching.limit(limit + 1).subquery("matching")
+    per_trace = (
+        select(read.c.trace_id, func.count().label("spans"))
+        .group_by(read.c.trace_id)
+        .subquery("per_trace")
+    )
+    row = (
+        await connection.execute(
+            select(
+                func.coalesce(func.sum(per_trace.c.spans), 0).label("spans"),
+                func.count().label("traces"),
+                func.coalesce(
+                    func.string_agg(func.encode(per_trace.c.trace_id, "hex"), ","), ""
+                ).label("listed"),
+            )
+        )
+    ).one()
+    if int(row.spans) > limit:
+        return None
+    return Candidates(int(row.traces), row.listed)
 
 
 async def matching_traces(
@@ -66,15 +149,50 @@ async def matching_traces(
     conditions: Sequence[ColumnElement[bool]],
     start: datetime,
     end: datetime,
-) -> list[bytes] | None:
-    """The distinct trace ids of the spans that started in start..end and meet every
-    condition, or None when more than CANDIDATE_LIMIT spans do (then matches are dense)."""
+    *,
+    read_more: bool = False,
+) -> Candidates | None:
+    """The traces of the spans that started in start..end and meet every condition, or
+    None when they are too many to be worth reading (then the plain root walk finds a
+    page sooner).
+
+    Up to CANDIDATE_LIMIT + 1 spans are read first: a selective filter stops there.
+    With `read_more` (a search for a service's slow spans: how many match cannot be
+    told from the first read, in duration order), more are read when the window's roots
+    make the walk cost more than reading them (see WALK_OVER_READ). Other filters past
+    the limit are dense (a service alone, its errors, a common span name) and take the
+    walk, which finds their page after a few tests.
+    """
     async with engine.connect() as connection:
-        query = candidates_query(project_id, conditions, start, end)
-        rows = (await connection.execute(query)).all()
-    if len(rows) > CANDIDATE_LIMIT:
-        return None
-    return sorted({row.trace_id for row in rows})
+        matching = candidates_query(project_id, conditions, start, end)
+        found = await _read(connection, matching, CANDIDATE_LIMIT)
+        if found is not None or not read_more:
+            return found
+        roots = await estimated_roots(connection, start, end)
+        limit = min(MEMBERSHIP_LIMIT, int(math.sqrt(WALK_OVER_READ * roots)))
+        if limit <= CANDIDATE_LIMIT:
+            return None
+        return await _read(connection, matching, limit)
+
+
+def listed_ids(candidates: Candidates) -> Select[Any]:
+    """The candidates' trace ids, one row each (column `trace_id`)."""
+    listed = bindparam("candidates", candidates.listed, type_=Text)
+    return select(
+        func.decode(func.unnest(func.string_to_array(listed, ",")), "hex").label("trace_id")
+    )
+
+
+def probed(candidates: Candidates) -> bool:
+    """Whether the page is made by probing each candidate (else: the walk tests membership)."""
+    return candidates.count <= CANDIDATE_LIMIT
+
+
+def is_candidate(column: Any, candidates: Candidates) -> ColumnElement[bool]:
+    """`column` (a root's trace id) is one of `candidates`: a hashed subplan, built once
+    and probed per root of the walk. COALESCE keeps the IN from being planned as a join,
+    whose output PostgreSQL would sort, reading every root of the window."""
+    return func.coalesce(column.in_(listed_ids(candidates)), False)
 
 
 def no_earlier_root(project_id: int, root: Any) -> ColumnElement[bool]:
@@ -94,7 +212,7 @@ def no_earlier_root(project_id: int, root: Any) -> ColumnElement[bool]:
 
 def candidate_page(
     project_id: int,
-    candidates: Sequence[bytes],
+    candidates: Candidates,
     start: datetime,
     end: datetime,
     limit: int,
@@ -107,11 +225,7 @@ def candidate_page(
     partitions only); newest first; then, lazily down that order until the page is full,
     the test that no root of the trace started earlier (one at most per listed trace).
     """
-    listed = (
-        func.unnest(bindparam("candidates", list(candidates), type_=ARRAY(LargeBinary)))
-        .table_valued("trace_id")
-        .render_derived(name="candidate")
-    )
+    listed = listed_ids(candidates).subquery("candidate")
     root = spans.alias("root")
     first = (
         select(root.c.trace_id, root.c.start_time, root.c.span_id, root.c.service_name, root.c.name)

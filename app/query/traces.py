@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -60,7 +59,14 @@ from app.query.cursor import (
     encode_cursor,
     filters_digest,
 )
-from app.query.trace_candidates import candidate_page, matching_traces, no_earlier_root
+from app.query.trace_candidates import (
+    Candidates,
+    candidate_page,
+    is_candidate,
+    matching_traces,
+    no_earlier_root,
+    probed,
+)
 
 MAX_TRACE_LIMIT = 100
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
@@ -333,8 +339,11 @@ async def search_traces(
     candidates = None
     span_conditions = filters.conditions(spans)
     if span_conditions:
-        candidates = await matching_traces(engine, project_id, span_conditions, start, end)
-        if candidates == []:
+        slow_spans = bool(filters.service) and filters.min_duration_ms is not None
+        candidates = await matching_traces(
+            engine, project_id, span_conditions, start, end, read_more=slow_spans
+        )
+        if candidates is not None and candidates.count == 0:
             return {"traces": [], "next_cursor": None}
     query = search_query(project_id, filters, start, end, limit, position, candidates)
     rows = await fetch_planned_for_values(engine, query)
@@ -355,18 +364,19 @@ def search_query(
     end: datetime,
     limit: int,
     position: tuple[datetime, bytes] | None = None,
-    candidates: Sequence[bytes] | None = None,
+    candidates: Candidates | None = None,
 ) -> Any:
     """One page of trace summaries (plus one, to know whether another follows).
 
     `candidates`, when given, are all the traces with a span that matches the filters in
-    the window (app/query/trace_candidates.py): the page is then made of those alone,
+    the window (app/query/trace_candidates.py): the page is then made of those alone
+    when they are few, or by the walk testing each root for membership among them,
     instead of testing each root of the window for a matching span.
     """
-    if candidates is not None:
+    if candidates is not None and probed(candidates):
         page = candidate_page(project_id, candidates, start, end, limit, position)
     else:
-        page = _walk_page(project_id, filters, start, end, limit, position)
+        page = _walk_page(project_id, filters, start, end, limit, position, candidates)
     member = spans.alias("member")
     summary = (
         select(
@@ -392,8 +402,11 @@ def _walk_page(
     end: datetime,
     limit: int,
     position: tuple[datetime, bytes] | None,
+    candidates: Candidates | None = None,
 ) -> Any:
-    """The window's roots newest first, each tested for a matching span."""
+    """The window's roots newest first, each tested for a matching span: its trace is one
+    of `candidates` when given (all the traces with a matching span), else the trace's
+    spans are read."""
     root = spans.alias("root")
     conditions: list[ColumnElement[bool]] = [
         root.c.project_id == project_id,
@@ -405,7 +418,9 @@ def _walk_page(
     if position is not None:
         conditions.append(tuple_(root.c.start_time, root.c.trace_id) < tuple_(*position))
     span_conditions = filters.conditions(match := spans.alias("match"))
-    if span_conditions:
+    if candidates is not None:
+        conditions.append(is_candidate(root.c.trace_id, candidates))
+    elif span_conditions:
         conditions.append(
             exists().where(
                 match.c.project_id == project_id,

@@ -30,7 +30,14 @@ from app.db.partitions import partition_pattern_matches
 
 log = logging.getLogger(__name__)
 
-MAINTAINED_TABLES = ("spans", "span_rollups", "span_operations", "logs", "error_events")
+MAINTAINED_TABLES = (
+    "spans",
+    "span_rollups",
+    "span_operations",
+    "logs",
+    "error_events",
+    "error_minutes",
+)
 # Also VACUUMed as rows are appended, so that counting them is an index-only scan: the
 # overview counts a window's error events (28,000 heap fetches, 228 ms, at 24 h of a
 # million spans before; spans are left out: a VACUUM also reads their whole GIN index).

@@ -33,6 +33,9 @@ RETENTION_OF = {
     # The services list adds these counts to raw spans at the window's edges: both go
     # together, so the list is the same whichever it reads.
     "span_operations": "retention_traces",
+    # The overview adds these counts to raw error events at the window's edges: kept as
+    # long as the events, for the same reason.
+    "error_minutes": "retention_errors",
 }
 
 

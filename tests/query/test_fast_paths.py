@@ -1,9 +1,10 @@
 """The fast read paths answer exactly what the slow reference queries answer.
 
 Trace search reads candidate traces through the span filter indexes (app/query/
-trace_candidates.py); the reference is the walk over the window's roots testing each trace
-for a matching span (`search_query` without candidates, the path taken when matches are
-many). The services list adds the operation catalog's whole minutes to raw spans at the
+trace_candidates.py), probing each when they are few and testing the roots' membership
+among them when they are more; the reference is the walk over the window's roots testing
+each trace for a matching span (`search_query` without candidates, the path taken when
+matches are many). The services list adds the operation catalog's whole minutes to raw spans at the
 window's edges (app/query/services.py); the reference counts every span of the window.
 
 The data is sent over OTLP from two projects, out of order: children before their roots,
@@ -24,7 +25,7 @@ import httpx
 import pytest
 from otlp_testkit import traces_pb
 from query.query_kit import PROTOBUF, Span, send_spans
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from support import Collector
 
@@ -32,6 +33,7 @@ from app.auth import create_key
 from app.db.tables import spans
 from app.domain.records import STATUS_ERROR
 from app.query import trace_candidates
+from app.query import traces as traces_module
 from app.query.jaeger_reads import operations_with_kinds
 from app.query.services import list_services
 from app.query.traces import SpanFilters, fetch_planned_for_values, search_query, search_traces
@@ -123,6 +125,12 @@ async def projects(
         )
         await send_out_of_order(client, rng, traces(rng, base, size))
         found.append(Project(key.project_id, client))
+    # Statistics, as the partition-maintenance job keeps them: trace search reads as many
+    # candidates as PostgreSQL estimates match.
+    async with engine.connect() as connection:
+        await (await connection.execution_options(isolation_level="AUTOCOMMIT")).execute(
+            text("ANALYZE spans")
+        )
     yield found[0], found[1], base
     for project in found:
         await project.client.aclose()
@@ -263,15 +271,42 @@ async def reference_pages(
     raise AssertionError("paging did not end")
 
 
-@pytest.mark.parametrize("candidate_limit", [5_000, 3])
+@pytest.mark.parametrize(
+    ("candidate_limit", "membership_limit"),
+    [
+        (5_000, 20_000),  # every search made from its candidates
+        (3, 20_000),  # past 3: slow spans of a service by membership, others the walk
+        (3, 3),  # past 3 spans: the plain root walk
+        (12, 40),  # each filter on whichever side of both limits it falls
+    ],
+)
 async def test_trace_search_equals_the_root_walk(
     projects: tuple[Project, Project, datetime],
     engine: AsyncEngine,
     monkeypatch: pytest.MonkeyPatch,
     candidate_limit: int,
+    membership_limit: int,
 ) -> None:
-    """With few candidates the page is made from them; past the limit, the root walk."""
+    """With few candidates the page is made from them; with more, a service's slow spans
+    are all read and the root walk tests membership among them; past the second limit,
+    or for other filters, the plain root walk. Paged through every cursor, compared with
+    the plain walk."""
     monkeypatch.setattr(trace_candidates, "CANDIDATE_LIMIT", candidate_limit)
+    monkeypatch.setattr(trace_candidates, "MEMBERSHIP_LIMIT", membership_limit)
+    # Read every candidate up to MEMBERSHIP_LIMIT, whatever the window's size.
+    monkeypatch.setattr(trace_candidates, "WALK_OVER_READ", 10**12)
+    taken: dict[str, int] = {"probed": 0, "membership": 0, "walk": 0}
+    real_matching = trace_candidates.matching_traces
+
+    async def counted(*args: Any, **options: Any) -> trace_candidates.Candidates | None:
+        found = await real_matching(*args, **options)
+        if found is None:
+            taken["walk"] += 1
+        elif found.count:
+            taken["probed" if trace_candidates.probed(found) else "membership"] += 1
+        return found
+
+    monkeypatch.setattr(traces_module, "matching_traces", counted)
     first, second, base = projects
     nonempty = 0
     for project in (first, second):
@@ -285,3 +320,12 @@ async def test_trace_search_equals_the_root_walk(
                 )
                 nonempty += bool(expected[0])
     assert nonempty >= 40
+    # Which path a search takes also follows PostgreSQL's estimates; each side of the
+    # limits is taken at least once.
+    expected_paths = {
+        (5_000, 20_000): {"probed"},
+        (3, 20_000): {"probed", "membership"},
+        (3, 3): {"probed", "walk"},
+        (12, 40): {"probed", "membership", "walk"},
+    }[(candidate_limit, membership_limit)]
+    assert {path for path, count in taken.items() if count} >= expected_paths, taken

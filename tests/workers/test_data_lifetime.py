@@ -96,7 +96,9 @@ async def test_error_groups_outlive_their_events(client, engine) -> None:
         "service": "lifetime-agent",
         "timestamp": ten_days_ago.isoformat(),
     }
-    response = await client.post("/api/v1/ingest/errors", json={"errors": [error, error]})
+    # Two occurrences (an identical item twice would be one event sent twice).
+    again = {**error, "timestamp": (ten_days_ago + timedelta(seconds=1)).isoformat()}
+    response = await client.post("/api/v1/ingest/errors", json={"errors": [error, again]})
     assert response.json()["accepted"] == 2, response.text
     fingerprint = response.json()["fingerprints"][0]["fingerprint"]
     before = (await client.get(f"/api/v1/errors/{fingerprint}")).json()
