@@ -8,13 +8,11 @@ round.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import error_minutes
-from app.workers.rollups import MINUTES_PER_TRANSACTION, SETTLE
-
-m = error_minutes.c
+from app.workers.settled_minutes import merge_settled_minutes
 
 # Constant SQL; the minutes are a bound parameter.
 _MERGE = text(
@@ -36,23 +34,4 @@ _MERGE = text(
 
 async def compact_error_minutes(engine: AsyncEngine, max_minutes: int = 5000) -> int:
     """Compact up to `max_minutes` (project, minute) pairs; returns how many were merged."""
-    async with engine.connect() as connection:
-        targets = (
-            await connection.execute(
-                select(m.project_id, m.minute)
-                .where(m.compacted.is_(False), m.minute < func.now() - SETTLE)
-                .distinct()
-                .limit(max_minutes)
-            )
-        ).all()
-    for start in range(0, len(targets), MINUTES_PER_TRANSACTION):
-        chunk = targets[start : start + MINUTES_PER_TRANSACTION]
-        async with engine.begin() as connection:
-            await connection.execute(
-                _MERGE,
-                {
-                    "projects": [row.project_id for row in chunk],
-                    "minutes": [row.minute for row in chunk],
-                },
-            )
-    return len(targets)
+    return await merge_settled_minutes(engine, error_minutes, _MERGE, max_minutes)
