@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.errors import BadRequest
 from app.api.logs_api import search_text
@@ -13,17 +15,14 @@ from app.api.params import choice
 from app.api.traces import parse_trace_id
 from app.domain.logs import LEVELS
 from app.query.logs import LogFilters, search_logs
-from app.ui.catalog import service_suggestions
 from app.ui.pages import (
-    WINDOWS,
     attribute_pairs,
     bounded_int,
     guarded,
-    services_of,
     text,
     time_window,
 )
-from app.ui.render import render
+from app.ui.search_pages import search_page
 from app.ui.session import viewer_of
 
 router = APIRouter(include_in_schema=False)
@@ -58,31 +57,15 @@ async def logs_page(request: Request) -> Response:
         attributes=attribute_pairs(query),
         span_id=_span_id(text(query, "span_id")),
     )
-    engine = services_of(request).read_engine
-    project = viewer.principal.project_id
-    found, names = await asyncio.gather(
-        search_logs(
-            engine,
-            project,
-            filters,
-            start=start,
-            end=end,
-            limit=bounded_int(query, "limit", PAGE_SIZE, 1, 1000),
+    limit = bounded_int(query, "limit", PAGE_SIZE, 1, 1000)
+
+    def search(engine: AsyncEngine, project: int) -> Awaitable[dict[str, Any]]:
+        return search_logs(
+            engine, project, filters, start=start, end=end, limit=limit,
             cursor=text(query, "cursor"),
-        ),
-        service_suggestions(engine, project),
-    )
-    template = "logs_rows.html" if request.headers.get("hx-request") else "logs.html"
-    return render(
-        request,
-        template,
-        viewer,
-        section="logs",
-        title="Logs",
-        logs=found["logs"],
-        next_cursor=found["next_cursor"],
-        window=window,
-        windows=WINDOWS,
+        )  # fmt: skip
+
+    return await search_page(
+        request, viewer, section="logs", title="Logs", search=search, window=window,
         levels=LEVELS,
-        services=names,
-    )
+    )  # fmt: skip

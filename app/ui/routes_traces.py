@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.errors import BadRequest, NotFound
 from app.api.params import choice
@@ -16,9 +19,7 @@ from app.query.errors import events_in_trace
 from app.query.logs import LogFilters, search_logs
 from app.query.traces import SpanFilters, get_trace, search_traces
 from app.ui import waterfall
-from app.ui.catalog import service_suggestions
 from app.ui.pages import (
-    WINDOWS,
     attribute_pairs,
     bounded_int,
     guarded,
@@ -27,6 +28,7 @@ from app.ui.pages import (
     time_window,
 )
 from app.ui.render import render
+from app.ui.search_pages import search_page
 from app.ui.session import viewer_of
 
 router = APIRouter(include_in_schema=False)
@@ -55,34 +57,17 @@ async def search(request: Request) -> Response:
     if low is not None and high is not None and low > high:
         raise BadRequest("min_duration_ms must not be greater than max_duration_ms")
     limit = bounded_int(query, "limit", PAGE_SIZE, 1, 100)
-    engine = services_of(request).read_engine
-    project = viewer.principal.project_id
-    found, names = await asyncio.gather(
-        search_traces(
-            engine,
-            project,
-            filters,
-            start=start,
-            end=end,
-            limit=limit,
+
+    def search_in(engine: AsyncEngine, project: int) -> Awaitable[dict[str, Any]]:
+        return search_traces(
+            engine, project, filters, start=start, end=end, limit=limit,
             cursor=text(query, "cursor"),
-        ),
-        service_suggestions(engine, project),
-    )
-    template = "traces_rows.html" if request.headers.get("hx-request") else "traces.html"
-    return render(
-        request,
-        template,
-        viewer,
-        section="traces",
-        title="Traces",
-        traces=found["traces"],
-        next_cursor=found["next_cursor"],
-        window=window,
-        windows=WINDOWS,
-        services=names,
+        )  # fmt: skip
+
+    return await search_page(
+        request, viewer, section="traces", title="Traces", search=search_in, window=window,
         statuses=STATUS_NAMES,
-    )
+    )  # fmt: skip
 
 
 @router.get("/ui/traces/{trace_id}")
