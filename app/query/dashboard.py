@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,27 +79,30 @@ def _reader(
     return read
 
 
-def _steps(window_s: float, now: datetime | None) -> tuple[datetime, datetime, int, Any]:
-    """(origin, end, number of steps, the rollup row's step index as a SQL expression)."""
+@dataclass(frozen=True)
+class Timeline:
+    """A window's steps: `end`, how many, each one's start (`timestamps`), the rollup row's
+    step index as a SQL expression, and whether the steps are whole hours (`hourly`)."""
+
+    end: datetime
+    steps: int
+    step: Any
+    timestamps: list[str]
+    label: str
+    hourly: bool
+
+
+def _timeline(window_s: float, now: datetime | None) -> Timeline:
     origin, end, step_minutes = window_bounds(window_s, now)
     step_s = step_minutes * 60
     anchor = _anchor(origin, step_minutes)
     steps = math.ceil((end - anchor).total_seconds() / step_s)
     step = cast(func.floor(extract("epoch", r.c.minute - anchor) / step_s), Integer).label("step")
-    return origin, end, steps, step
-
-
-def _timestamps(window_s: float, origin: datetime, steps: int) -> list[str]:
-    step_minutes = _step_minutes(window_s)
-    anchor = _anchor(origin, step_minutes)
-    return [
-        iso(max(origin, anchor + timedelta(minutes=step_minutes * index))) for index in range(steps)
+    timestamps = [
+        iso(max(origin, anchor + timedelta(seconds=step_s * index))) for index in range(steps)
     ]
-
-
-def _hourly_steps(window_s: float) -> bool:
-    """Steps of whole hours: each whole hour of the window lies in one step."""
-    return _step_minutes(window_s) >= 60
+    # Steps of whole hours: each whole hour of the window lies in one step.
+    return Timeline(end, steps, step, timestamps, f"{step_minutes}m", step_minutes >= 60)
 
 
 def _ratio(part: float, whole: float) -> float:
@@ -113,10 +117,11 @@ async def overview(
     service: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    origin, end, steps, step = _steps(window_s, now)
+    timeline = _timeline(window_s, now)
+    end, steps = timeline.end, timeline.steps
     async with engine.connect() as connection:
         read = _reader(connection, project_id, window_s, service, end)
-        per_step = await read(REQUEST, keys=[step], hourly=_hourly_steps(window_s))
+        per_step = await read(REQUEST, keys=[timeline.step], hourly=timeline.hourly)
         llm = (await read(LLM, sketches=False, hourly=True)).get((), SpanStats())
         window_start = end - timedelta(seconds=window_s)
         new_groups = select(func.count()).where(
@@ -156,8 +161,8 @@ async def overview(
             "cache_hit_rate": _ratio(llm.cache_read_tokens, llm.input_tokens),
         },
         "timeseries": {
-            "step": f"{_step_minutes(window_s)}m",
-            "timestamps": _timestamps(window_s, origin, steps),
+            "step": timeline.label,
+            "timestamps": timeline.timestamps,
             "requests": [stats.count for stats in by_step],
             "errors": [stats.errors for stats in by_step],
             "p50_ms": [stats.percentile(0.5) for stats in by_step],
@@ -179,11 +184,12 @@ async def llm_timeseries(
     `models` is ordered by cost over the window, most expensive first; each has one value
     per step (0 where the model made no call).
     """
-    origin, end, steps, step = _steps(window_s, now)
+    timeline = _timeline(window_s, now)
+    steps = timeline.steps
     async with engine.connect() as connection:
-        read = _reader(connection, project_id, window_s, service, end)
+        read = _reader(connection, project_id, window_s, service, timeline.end)
         found = await read(
-            LLM, keys=[step, r.c.model], sketches=False, hourly=_hourly_steps(window_s)
+            LLM, keys=[timeline.step, r.c.model], sketches=False, hourly=timeline.hourly
         )
     per_model: dict[str, list[SpanStats]] = {}
     for (index, model), stats in found.items():
@@ -193,8 +199,8 @@ async def llm_timeseries(
         per_model.items(), key=lambda item: (-sum(s.cost_usd for s in item[1]), item[0])
     )
     return {
-        "step": f"{_step_minutes(window_s)}m",
-        "timestamps": _timestamps(window_s, origin, steps),
+        "step": timeline.label,
+        "timestamps": timeline.timestamps,
         "models": [
             {
                 "model": model or None,
