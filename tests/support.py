@@ -15,8 +15,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from app.db.engine import asyncpg_dsn
 from app.db.migrate import upgrade_to_head
+from app.workers.runner import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 # The OTLP specification's example payloads, copied byte for byte (see SOURCE.md there).
@@ -371,3 +372,21 @@ async def wait_for_lock_waiters(db: asyncpg.Connection, count: int, within_s: fl
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{count} of the collector's connections never waited for a lock")
+
+
+@asynccontextmanager
+async def job_paused(database_url: str, name: str) -> AsyncIterator[None]:
+    """Hold the advisory lock of the worker job `name`, so no running collector (the
+    session's shared one included) runs a round of it until the block ends; waits for a
+    round in progress to finish first."""
+
+    async def nothing(_: object) -> None:
+        return None
+
+    holder = await asyncpg.connect(asyncpg_dsn(database_url))
+    lock_id = Job(name, 0, nothing).lock_id
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", lock_id)
+        yield
+    finally:
+        await holder.close()  # a session lock ends with its connection

@@ -10,7 +10,7 @@ before compaction (several rows per key), and after.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ import pytest
 from query.query_kit import get_ok, rfc3339
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from support import Collector
+from support import Collector, job_paused
 
 from app.auth import create_key
 from app.db.tables import error_events, error_minutes
@@ -69,12 +69,20 @@ async def _fast_count(
 
 @pytest.fixture
 async def two_projects(
-    start_collector: Callable[..., Collector], engine: AsyncEngine
-) -> dict[str, Any]:
+    start_collector: Callable[..., Collector], engine: AsyncEngine, database_url: str
+) -> AsyncIterator[dict[str, Any]]:
     """Events over 40 minutes in two projects (two services each, one service name
     shared), some sent twice (a retry), some twice in one request; the other project
-    gets the same events plus its own. Sent to a collector without background jobs, so
-    nothing is compacted until the test says so."""
+    gets the same events plus its own. Sent to a collector without background jobs, and
+    the compaction job held for the whole test (the session's shared collector runs it
+    every few seconds over every project), so nothing is compacted until the test says so."""
+    async with job_paused(database_url, "rollup-compaction"):
+        yield await _send_two_projects(start_collector, engine)
+
+
+async def _send_two_projects(
+    start_collector: Callable[..., Collector], engine: AsyncEngine
+) -> dict[str, Any]:
     collector = start_collector(env={"TELEMETRY_WORKERS_ENABLED": "false"})
     origin = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=45)
     times = [
