@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -51,7 +49,7 @@ from app.ingest.operations import SPANS_HOOK
 from app.ingest.series import SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 from app.services import Services
-from app.telemetry import REQUEST_DURATION, configure_logging, request_id_var
+from app.telemetry import configure_logging, record_request, request_id_from, request_id_var
 from app.ui import install_ui
 from app.workers.alert_eval import evaluate_round
 from app.workers.delivery import Deliverer
@@ -70,7 +68,6 @@ log = logging.getLogger("app")
 # this long to finish their round and the writer as long to commit what is still queued
 # (the rest is answered 503); both fit in serve's kill deadline.
 WRITER_DRAIN_S = 2.0
-_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 
 
 def database_url(settings: Settings) -> str:
@@ -203,12 +200,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"")
-        # Echoed in a header and written to logs: only a short visible-ASCII id is kept, as
-        # Heroku's router does; any other is replaced rather than failing the request.
-        request_id = (
-            incoming.decode("ascii") if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        )
+        request_id = request_id_from(scope["headers"])
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -228,18 +220,8 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            REQUEST_DURATION.labels(scope["method"], path, f"{status // 100}xx").observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            route = getattr(scope.get("route"), "path", "unmatched")
+            record_request(scope["method"], route, scope["path"], status, elapsed)
             request_id_var.reset(token)
 
 

@@ -6,8 +6,10 @@ import contextvars
 import json
 import logging
 import os
+import re
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +29,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+_request_log = logging.getLogger("app")  # the logger RequestContext has always written to
 
 INGEST_REQUESTS = Counter(
     "telemetry_ingest_requests_total",
@@ -45,6 +49,31 @@ REQUEST_DURATION = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """The request's X-Request-ID if it is a short visible-ASCII id (as Heroku's router
+    keeps), else a new one: it is echoed in a header and written to logs, so any other
+    value is replaced rather than failing the request."""
+    incoming = dict(headers).get(b"x-request-id", b"")
+    return incoming.decode("ascii") if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def record_request(method: str, route: str, path: str, status: int, elapsed: float) -> None:
+    """An HTTP request's duration in the histogram and its JSON log line (under the
+    request id set in `request_id_var`)."""
+    REQUEST_DURATION.labels(method, route, f"{status // 100}xx").observe(elapsed)
+    _request_log.info(
+        "request",
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+        },
+    )
+
+
 GRPC_REQUEST_DURATION = Histogram(
     "telemetry_grpc_request_duration_seconds",
     "OTLP/gRPC call duration by method and status code.",
