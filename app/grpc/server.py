@@ -14,6 +14,7 @@ import logging
 import grpc
 
 from app.config import Settings
+from app.connections import MAX_HEAD_BYTES
 from app.grpc.otlp import handlers
 from app.services import Services
 
@@ -40,6 +41,12 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         # The same bound as an HTTP body after decompression; gRPC refuses a larger message
         # before the handler sees it, and bounds gzip inflation by it too.
         ("grpc.max_receive_message_length", settings.max_decompressed_bytes),
+        # Metadata as large as an HTTP request head may be. gRPC's defaults (8 KiB soft,
+        # 16 KiB hard) refuse metadata between the two at random (RESOURCE_EXHAUSTED, with
+        # a probability that grows with the size), so the same long key was sometimes
+        # answered UNAUTHENTICATED and sometimes not; with both limits equal, never at random.
+        ("grpc.max_metadata_size", MAX_HEAD_BYTES),
+        ("grpc.absolute_max_metadata_size", MAX_HEAD_BYTES),
     ]
 
 

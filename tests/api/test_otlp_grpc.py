@@ -791,6 +791,8 @@ async def test_a_call_whose_deadline_passes_while_queued_is_dropped(
         (("authorization", "Basic dXNlcjpwYXNz"),),
         (("x-api-key", "tc_'; DROP TABLE spans; --%00"),),
         (("authorization", "Bearer " + "a" * 9000),),
+        (("authorization", "Bearer " + "b" * 12000),),
+        (("x-api-key", "c" * 40000),),
         (("authorization-bin", b"\xff\xfe"),),
     ],
 )
