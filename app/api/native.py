@@ -27,12 +27,13 @@ from app.ingest import payload
 from app.ingest.admission import Overloaded, Ticket
 from app.ingest.native import (
     NativeBatch,
-    decode_native_errors,
-    decode_native_logs,
-    decode_native_metrics,
-    decode_native_spans,
+    decode_native_errors_steps,
+    decode_native_logs_steps,
+    decode_native_metrics_steps,
+    decode_native_spans_steps,
 )
 from app.ingest.native_items import NativeError, NativeLog, NativeMetric, NativeSpan
+from app.ingest.offload import Steps
 from app.ingest.otlp_common import MalformedPayload
 from app.ingest.store import store_errors, store_spans
 from app.ingest.store_logs import store_logs
@@ -60,7 +61,7 @@ async def read_document(request: Request, services: Services, ticket: Ticket) ->
 async def ingest(
     request: Request,
     signal: str,
-    decode: Callable[[Any, Services], NativeBatch],
+    decode: Callable[[Any, Services], Steps[NativeBatch]],
     store: Callable[[Services, int, list[Any]], Awaitable[dict[int, str] | None]],
 ) -> tuple[NativeBatch, dict[str, Any]]:
     """Decode, store, answer. `store` may refuse items (position in `items` → reason)."""
@@ -91,11 +92,11 @@ async def _decode_and_store(
     project_id: int,
     signal: str,
     body: bytes,
-    decode: Callable[[Any, Services], NativeBatch],
+    decode: Callable[[Any, Services], Steps[NativeBatch]],
     store: Callable[[Services, int, list[Any]], Awaitable[dict[int, str] | None]],
 ) -> tuple[NativeBatch, dict[int, str] | None]:
     try:
-        batch = await services.offload(_parse_and_decode, decode, body, services)
+        batch = await services.offload.sliced(_parse_and_decode(decode, body, services))
     except MalformedPayload as error:
         INGEST_REQUESTS.labels(signal, "native", "rejected").inc()
         raise BadRequest(str(error)) from None
@@ -117,9 +118,12 @@ async def _decode_and_store(
 
 
 def _parse_and_decode(
-    decode: Callable[[Any, Services], NativeBatch], body: bytes, services: Services
-) -> NativeBatch:
-    return decode(payload.parse_json(body), services)
+    decode: Callable[[Any, Services], Steps[NativeBatch]], body: bytes, services: Services
+) -> Steps[NativeBatch]:
+    """Parsing the JSON body is one step (orjson), then the decoder's own."""
+    document = payload.parse_json(body)
+    yield
+    return (yield from decode(document, services))
 
 
 def _retry(services: Services) -> dict[str, str]:
@@ -206,8 +210,8 @@ def request_body(model: type[BaseModel], key: str, example: dict[str, Any]) -> d
     openapi_extra=request_body(NativeSpan, "spans", _SPANS_EXAMPLE),
 )
 async def ingest_spans(request: Request) -> dict[str, Any]:
-    def decode(document: Any, services: Services) -> NativeBatch:
-        return decode_native_spans(document, decode_limits(services, "retention_traces"))
+    def decode(document: Any, services: Services) -> Steps[NativeBatch]:
+        return decode_native_spans_steps(document, decode_limits(services, "retention_traces"))
 
     async def store(services: Services, project_id: int, items: list[Any]) -> None:
         await store_spans(services.writer, services.enricher, project_id, items, services.offload)
@@ -222,8 +226,8 @@ async def ingest_spans(request: Request) -> dict[str, Any]:
     openapi_extra=request_body(NativeLog, "logs", _LOGS_EXAMPLE),
 )
 async def ingest_logs(request: Request) -> dict[str, Any]:
-    def decode(document: Any, services: Services) -> NativeBatch:
-        return decode_native_logs(document, decode_limits(services, "retention_logs"))
+    def decode(document: Any, services: Services) -> Steps[NativeBatch]:
+        return decode_native_logs_steps(document, decode_limits(services, "retention_logs"))
 
     async def store(services: Services, project_id: int, items: list[Any]) -> None:
         await store_logs(services.writer, services.enricher, project_id, items, services.offload)
@@ -238,9 +242,9 @@ async def ingest_logs(request: Request) -> dict[str, Any]:
     openapi_extra=request_body(NativeMetric, "metrics", _METRICS_EXAMPLE),
 )
 async def ingest_metrics(request: Request) -> dict[str, Any]:
-    def decode(document: Any, services: Services) -> NativeBatch:
+    def decode(document: Any, services: Services) -> Steps[NativeBatch]:
         limits = decode_limits(services, "retention_metrics")
-        return decode_native_metrics(document, limits, time.time_ns())
+        return decode_native_metrics_steps(document, limits, time.time_ns())
 
     async def store(services: Services, project_id: int, items: list[Any]) -> dict[int, str]:
         refused = await store_metric_points(
@@ -268,9 +272,9 @@ async def ingest_metrics(request: Request) -> dict[str, Any]:
     openapi_extra=request_body(NativeError, "errors", _ERRORS_EXAMPLE),
 )
 async def ingest_errors(request: Request) -> dict[str, Any]:
-    def decode(document: Any, services: Services) -> NativeBatch:
+    def decode(document: Any, services: Services) -> Steps[NativeBatch]:
         limits = decode_limits(services, "retention_errors")
-        return decode_native_errors(document, limits, time.time_ns())
+        return decode_native_errors_steps(document, limits, time.time_ns())
 
     async def store(services: Services, project_id: int, items: list[Any]) -> None:
         await store_errors(services.writer, services.enricher, project_id, items, services.offload)

@@ -44,13 +44,12 @@ class OtlpSignal:
 
     name: str
     retention_setting: str
-    decode_protobuf: Callable[[bytes, DecodeLimits], DecodedBatch]
-    decode_json: Callable[[Any, DecodeLimits], DecodedBatch]
+    # The decoders, as sliced steps run on the event loop (see app/ingest/offload.py); the
+    # JSON one takes the body already parsed.
+    decode_protobuf: Callable[[bytes, DecodeLimits], Steps[DecodedBatch]]
+    decode_json: Callable[[Any, DecodeLimits], Steps[DecodedBatch]]
     store: Callable[[Services, Principal, DecodedBatch], Awaitable[None]]
     response: Callable[[int, str], Message]
-    # The protobuf decoder as sliced steps, run on the event loop (see app/ingest/offload.py);
-    # without one, `decode_protobuf` runs on a thread.
-    decode_protobuf_steps: Callable[[bytes, DecodeLimits], Steps[DecodedBatch]] | None = None
 
 
 class OtlpFailure(Exception):
@@ -108,7 +107,7 @@ async def _decode_and_store(
     if media == payload.PROTOBUF:
         batch = await decode_protobuf(services, signal, body, limits)
     else:
-        batch = await services.offload(_decode_json, signal.decode_json, body, limits)
+        batch = await services.offload.sliced(_json_steps(signal.decode_json, body, limits))
     await store_batch(services, principal, batch, signal)
     return batch
 
@@ -116,16 +115,17 @@ async def _decode_and_store(
 async def decode_protobuf(
     services: Services, signal: OtlpSignal, body: bytes, limits: DecodeLimits
 ) -> DecodedBatch:
-    """A protobuf body decoded in slices on the loop when the signal can, else on a thread."""
-    if signal.decode_protobuf_steps is not None:
-        return await services.offload.sliced(signal.decode_protobuf_steps(body, limits))
-    return await services.offload(signal.decode_protobuf, body, limits)
+    """A protobuf body decoded in slices on the event loop."""
+    return await services.offload.sliced(signal.decode_protobuf(body, limits))
 
 
-def _decode_json(
-    decode: Callable[[Any, DecodeLimits], DecodedBatch], body: bytes, limits: DecodeLimits
-) -> DecodedBatch:
-    return decode(payload.parse_json(body), limits)
+def _json_steps(
+    decode: Callable[[Any, DecodeLimits], Steps[DecodedBatch]], body: bytes, limits: DecodeLimits
+) -> Steps[DecodedBatch]:
+    """Parsing the JSON body is one step (orjson), then the decoder's own."""
+    document = payload.parse_json(body)
+    yield
+    return (yield from decode(document, limits))
 
 
 async def store_batch(

@@ -8,11 +8,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from app.api.otlp import OtlpSignal, otlp_route
 from app.auth import Principal
 from app.domain.records import DecodedBatch
-from app.ingest.otlp_logs import (
-    decode_logs_json,
-    decode_logs_protobuf,
-    decode_logs_protobuf_steps,
-)
+from app.ingest.otlp_logs import decode_logs_json_steps, decode_logs_protobuf_steps
 from app.ingest.store_logs import store_logs
 from app.services import Services
 
@@ -36,11 +32,10 @@ def _response(rejected: int, message: str) -> logs_service_pb2.ExportLogsService
 LOGS = OtlpSignal(
     name="logs",
     retention_setting="retention_logs",
-    decode_protobuf=decode_logs_protobuf,
-    decode_json=decode_logs_json,
+    decode_protobuf=decode_logs_protobuf_steps,
+    decode_json=decode_logs_json_steps,
     store=_store,
     response=_response,
-    decode_protobuf_steps=decode_logs_protobuf_steps,
 )
 
 otlp_route(router, "/v1/logs", LOGS, "Receive OTLP logs (protobuf or JSON)")

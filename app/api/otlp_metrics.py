@@ -9,7 +9,7 @@ from app.api.otlp import OtlpSignal, otlp_route
 from app.auth import Principal
 from app.domain.metrics import MetricBatch
 from app.domain.records import DecodedBatch
-from app.ingest.otlp_metrics import decode_metrics_json, decode_metrics_protobuf
+from app.ingest.otlp_metrics import decode_metrics_json_steps, decode_metrics_protobuf_steps
 from app.ingest.store_metrics import store_metric_points
 from app.services import Services
 
@@ -41,8 +41,8 @@ def _response(rejected: int, message: str) -> metrics_service_pb2.ExportMetricsS
 METRICS = OtlpSignal(
     name="metrics",
     retention_setting="retention_metrics",
-    decode_protobuf=decode_metrics_protobuf,
-    decode_json=decode_metrics_json,
+    decode_protobuf=decode_metrics_protobuf_steps,
+    decode_json=decode_metrics_json_steps,
     store=_store,
     response=_response,
 )

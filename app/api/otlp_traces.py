@@ -8,11 +8,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from app.api.otlp import OtlpSignal, otlp_route
 from app.auth import Principal
 from app.domain.records import DecodedBatch
-from app.ingest.otlp_traces import (
-    decode_traces_json,
-    decode_traces_protobuf,
-    decode_traces_protobuf_steps,
-)
+from app.ingest.otlp_traces import decode_traces_json_steps, decode_traces_protobuf_steps
 from app.ingest.store import store_spans
 from app.services import Services
 
@@ -36,11 +32,10 @@ def _response(rejected: int, message: str) -> trace_service_pb2.ExportTraceServi
 TRACES = OtlpSignal(
     name="traces",
     retention_setting="retention_traces",
-    decode_protobuf=decode_traces_protobuf,
-    decode_json=decode_traces_json,
+    decode_protobuf=decode_traces_protobuf_steps,
+    decode_json=decode_traces_json_steps,
     store=_store,
     response=_response,
-    decode_protobuf_steps=decode_traces_protobuf_steps,
 )
 
 otlp_route(router, "/v1/traces", TRACES, "Receive OTLP traces (protobuf or JSON)")

@@ -8,6 +8,7 @@ from datetime import datetime
 from app.db.partitions import days_of
 from app.db.tables import METRIC_POINT_COLUMNS
 from app.domain.metrics import MetricPoint
+from app.ingest.offload import Steps, drive
 from app.ingest.rows import dumps, timestamp
 from app.ingest.writer import TableRows
 
@@ -39,8 +40,17 @@ if METRIC_POINT_COLUMNS != _EXPECTED_COLUMNS:
     raise RuntimeError(f"metric_points columns changed: {METRIC_POINT_COLUMNS}")
 
 
+# Points made rows between two pauses of `metric_point_rows_steps`.
+POINTS_PER_STEP = 64
+
+
 def metric_point_rows(project_id: int, points: Sequence[MetricPoint]) -> TableRows:
     """Rows for points whose `series_id` is set (and registered)."""
+    return drive(metric_point_rows_steps(project_id, points))
+
+
+def metric_point_rows_steps(project_id: int, points: Sequence[MetricPoint]) -> Steps[TableRows]:
+    """`metric_point_rows` as sliced steps (see app/ingest/offload.py)."""
     rows = []
     # Stored times have microsecond precision and (project, series, time) is unique; a
     # second point of one series at one instant in the same request would force the
@@ -49,7 +59,9 @@ def metric_point_rows(project_id: int, points: Sequence[MetricPoint]) -> TableRo
     # A collection cycle stamps all its points with one time, and a stream's points share
     # a start time: convert each distinct instant once.
     instants: dict[int, datetime] = {}
-    for point in points:
+    for number, point in enumerate(points, 1):
+        if not number % POINTS_PER_STEP:
+            yield
         time_unix_nano = point.time_unix_nano
         identity = (point.series_id, time_unix_nano // 1000)
         if identity in seen:

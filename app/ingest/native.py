@@ -33,6 +33,7 @@ from app.ingest.native_items import (
     NativeSpan,
     Time,
 )
+from app.ingest.offload import Steps
 from app.ingest.otlp_common import DecodeLimits, InvalidItem, MalformedPayload, clean_text
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
@@ -88,14 +89,19 @@ def items_of(document: Any, key: str) -> list[Any]:
     return document[key]
 
 
+# Items validated and converted between two pauses of the decoders below.
+ITEMS_PER_STEP = 16
+
+
 def _decode(
     document: Any,
     key: str,
     model: type[ItemT],
     build: Callable[[ItemT], Any],
     limits: DecodeLimits,
-) -> NativeBatch:
-    """Validate and convert each item on its own: a bad one is reported, not fatal."""
+) -> Steps[NativeBatch]:
+    """Validate and convert each item on its own: a bad one is reported, not fatal. As
+    sliced steps (see app/ingest/offload.py), a pause every `ITEMS_PER_STEP` items."""
     batch = NativeBatch()
     context = {"limits": limits}
     for index, raw in enumerate(items_of(document, key)):
@@ -104,6 +110,8 @@ def _decode(
         except (ValidationError, ValueError, ArithmeticError) as problem:
             # ArithmeticError: an overflow the checks missed still costs only this item.
             batch.reject_index(index, reason(problem))
+        if not (index + 1) % ITEMS_PER_STEP:
+            yield
     return batch
 
 
@@ -140,7 +148,7 @@ class _Resources:
         return resource
 
 
-def decode_native_spans(document: Any, limits: DecodeLimits) -> NativeBatch:
+def decode_native_spans_steps(document: Any, limits: DecodeLimits) -> Steps[NativeBatch]:
     resources = _Resources()
     return _decode(
         document,
@@ -197,7 +205,7 @@ def _span(item: NativeSpan, resource: Resource, limits: DecodeLimits) -> SpanRec
     )
 
 
-def decode_native_logs(document: Any, limits: DecodeLimits) -> NativeBatch:
+def decode_native_logs_steps(document: Any, limits: DecodeLimits) -> Steps[NativeBatch]:
     resources = _Resources()
     return _decode(
         document,
@@ -232,7 +240,9 @@ def _log(item: NativeLog, resource: Resource, limits: DecodeLimits) -> LogRecord
     )
 
 
-def decode_native_metrics(document: Any, limits: DecodeLimits, now_unix_nano: int) -> NativeBatch:
+def decode_native_metrics_steps(
+    document: Any, limits: DecodeLimits, now_unix_nano: int
+) -> Steps[NativeBatch]:
     """A `counter` is a monotonic delta sum; a `histogram` value is one observation."""
     streams: dict[tuple[str, str, str, str], MetricStream] = {}
 
@@ -287,7 +297,9 @@ def _point(
     )
 
 
-def decode_native_errors(document: Any, limits: DecodeLimits, now_unix_nano: int) -> NativeBatch:
+def decode_native_errors_steps(
+    document: Any, limits: DecodeLimits, now_unix_nano: int
+) -> Steps[NativeBatch]:
     return _decode(
         document, "errors", NativeError, lambda item: _error(item, limits, now_unix_nano), limits
     )

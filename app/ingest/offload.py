@@ -23,8 +23,10 @@ threads, at most `THREADS` requests are being worked on at once and the others w
 turn in order: sharing the CPU among every waiting request would make all of them slow
 together, and under overload spend work on requests whose senders then give up.
 
-Steps that release the lock while they work (gzip inflation) or that are not sliced yet
-(OTLP JSON, metrics, native items) still run on this process's small thread pool.
+Every decoder (OTLP protobuf and JSON, all three signals; native items), enrichment and
+row building, metric series identities, and a flush's rollup and catalog rows (`in_turns`)
+are sliced. Only gzip inflation, which releases the lock while it works, runs on this
+process's small thread pool.
 """
 
 from __future__ import annotations
@@ -110,6 +112,24 @@ class Offload:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def in_turns(steps: Steps[T]) -> T:
+    """Run `steps` on the event loop, a slice of about `SLICE_S` per loop turn, outside the
+    lanes: for work already under way that must not wait behind requests (a flush's
+    rollups and catalog rows, computed inside its transaction)."""
+    clock = time.perf_counter
+    try:
+        while True:
+            deadline = clock() + SLICE_S
+            try:
+                while clock() < deadline:
+                    next(steps)
+            except StopIteration as done:
+                return done.value
+            await asyncio.sleep(0)
+    finally:
+        steps.close()
 
 
 async def sliced(run: Runner, steps: Steps[T]) -> T:

@@ -9,7 +9,6 @@ for each other's locks); the compaction job merges a minute's rows into one per 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +16,8 @@ import asyncpg
 
 from app.db.tables import OPERATION_COLUMNS, SPAN_COLUMNS
 from app.domain.records import STATUS_ERROR
-from app.ingest.rollups import append_rollups
+from app.ingest.offload import Steps, drive, in_turns
+from app.ingest.rollups import ROWS_PER_STEP, append_rollups
 from app.ingest.writer import InsertHook
 
 _at = {name: index for index, name in enumerate(SPAN_COLUMNS)}
@@ -33,8 +33,15 @@ OperationKey = tuple[int, datetime, str, str, int]
 
 def operation_rows(span_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """One catalog row (OPERATION_COLUMNS) per distinct key of the span rows."""
+    return drive(operation_rows_steps(span_rows))
+
+
+def operation_rows_steps(span_rows: list[tuple[Any, ...]]) -> Steps[list[tuple[Any, ...]]]:
+    """`operation_rows` as sliced steps (see app/ingest/offload.py)."""
     totals: dict[OperationKey, list[int]] = {}
-    for row in span_rows:
+    for number, row in enumerate(span_rows, 1):
+        if not number % ROWS_PER_STEP:
+            yield
         key = (
             row[_PROJECT],
             row[_START].replace(second=0, microsecond=0),
@@ -53,8 +60,8 @@ def operation_rows(span_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 async def append_operations(
     connection: asyncpg.Connection, span_rows: list[tuple[Any, ...]]
 ) -> None:
-    # On a thread, as the rollups: a 20,000-span flush is milliseconds of CPU.
-    rows = await asyncio.to_thread(operation_rows, span_rows)
+    # In slices on the loop, as the rollups: a 20,000-span flush is milliseconds of CPU.
+    rows = await in_turns(operation_rows_steps(span_rows))
     if rows:
         await connection.copy_records_to_table(
             "span_operations", records=rows, columns=list(OPERATION_COLUMNS)

@@ -127,6 +127,11 @@ def _record_pb(
 
 def decode_logs_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
     """`document` is the request body already parsed from JSON."""
+    return drive(decode_logs_json_steps(document, limits))
+
+
+def decode_logs_json_steps(document: Any, limits: DecodeLimits) -> Steps[DecodedBatch]:
+    """`decode_logs_json` as sliced steps: it yields every `RECORDS_PER_STEP` records."""
     root = as_dict(document, "request body")
     body_limits = _body_limits(limits)
     batch = DecodedBatch(items=[])
@@ -168,6 +173,8 @@ def decode_logs_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
                     except (InvalidItem, MalformedPayload) as problem:
                         batch.reject(f"log record {index}: {problem}")
                 index += 1
+                if not index % RECORDS_PER_STEP:
+                    yield
     return batch
 
 

@@ -38,6 +38,7 @@ from app.ingest.metric_checks import (
     quantile_records,
     require_no_recorded_value,
 )
+from app.ingest.offload import Steps, drive
 from app.ingest.otlp_common import (
     SPAN_ID_BYTES,
     TRACE_ID_BYTES,
@@ -50,9 +51,18 @@ from app.ingest.otlp_common import (
     resource_pb,
     scope_pb,
 )
-from app.ingest.otlp_metrics_json import decode_metrics_json
+from app.ingest.otlp_metrics_json import (
+    POINTS_PER_STEP,
+    decode_metrics_json,
+    decode_metrics_json_steps,
+)
 
-__all__ = ["decode_metrics_json", "decode_metrics_protobuf"]
+__all__ = [
+    "decode_metrics_json",
+    "decode_metrics_json_steps",
+    "decode_metrics_protobuf",
+    "decode_metrics_protobuf_steps",
+]
 
 # Protobuf oneof field name → metric type.
 _PB_KINDS = {
@@ -65,12 +75,19 @@ _PB_KINDS = {
 
 
 def decode_metrics_protobuf(body: bytes, limits: DecodeLimits) -> MetricBatch:
+    return drive(decode_metrics_protobuf_steps(body, limits))
+
+
+def decode_metrics_protobuf_steps(body: bytes, limits: DecodeLimits) -> Steps[MetricBatch]:
+    """`decode_metrics_protobuf` as sliced steps: it yields after each metric and every
+    `POINTS_PER_STEP` points of one. Parsing the message is one step."""
     try:
         request = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
     except DecodeError as error:
         raise MalformedPayload(
             f"body is not a valid ExportMetricsServiceRequest: {error}"
         ) from None
+    yield
     batch = MetricBatch(items=[])
     for resource_metrics in request.resource_metrics:
         try:
@@ -86,7 +103,8 @@ def decode_metrics_protobuf(body: bytes, limits: DecodeLimits) -> MetricBatch:
                 batch.reject_many(_point_count(scope_metrics.metrics), f"scope: {problem}")
                 continue
             for metric in scope_metrics.metrics:
-                _metric_pb(metric, resource, scope, limits, batch)
+                yield from _metric_pb(metric, resource, scope, limits, batch)
+                yield
     return batch
 
 
@@ -101,7 +119,7 @@ def _point_count(metrics: Any) -> int:
 
 def _metric_pb(
     metric: Any, resource: Resource, scope: Scope, limits: DecodeLimits, batch: MetricBatch
-) -> None:
+) -> Steps[None]:
     field = metric.WhichOneof("data")
     if field is None:
         return  # a metric without data carries no points: nothing to store or reject
@@ -126,11 +144,13 @@ def _metric_pb(
             batch.reject(describe(name, problem))
         return
     convert = _PB_POINTS[kind]
-    for point in data.data_points:
+    for number, point in enumerate(data.data_points, 1):
         try:
             batch.items.append(convert(point, stream, limits))
         except InvalidItem as problem:
             batch.reject(describe(name, problem))
+        if not number % POINTS_PER_STEP:
+            yield
 
 
 def _point_pb(point: Any, stream: MetricStream, limits: DecodeLimits) -> MetricPoint:

@@ -35,6 +35,7 @@ from app.ingest.metric_checks import (
     quantile_records,
     require_no_recorded_value,
 )
+from app.ingest.offload import Steps, drive
 from app.ingest.otlp_common import (
     SPAN_ID_BYTES,
     TRACE_ID_BYTES,
@@ -54,6 +55,8 @@ from app.ingest.otlp_common import (
     scope_json,
 )
 
+# Points decoded between two pauses of the sliced decoders (see app/ingest/offload.py).
+POINTS_PER_STEP = 32
 TEMPORALITIES = {
     "AGGREGATION_TEMPORALITY_UNSPECIFIED": 0,
     "AGGREGATION_TEMPORALITY_DELTA": 1,
@@ -72,6 +75,12 @@ _JSON_KINDS = (
 
 def decode_metrics_json(document: Any, limits: DecodeLimits) -> MetricBatch:
     """`document` is the request body already parsed from JSON."""
+    return drive(decode_metrics_json_steps(document, limits))
+
+
+def decode_metrics_json_steps(document: Any, limits: DecodeLimits) -> Steps[MetricBatch]:
+    """`decode_metrics_json` as sliced steps: it yields after each metric and every
+    `POINTS_PER_STEP` points of one."""
     root = as_dict(document, "request body")
     batch = MetricBatch(items=[])
     for resource_metrics in as_list(
@@ -106,7 +115,10 @@ def decode_metrics_json(document: Any, limits: DecodeLimits) -> MetricBatch:
                 _reject_all(batch, metrics, f"scope: {problem}")
                 continue
             for metric in metrics:
-                _metric_json(as_dict(metric, "metrics[]"), resource, scope, limits, batch)
+                yield from _metric_json(
+                    as_dict(metric, "metrics[]"), resource, scope, limits, batch
+                )
+                yield
     return batch
 
 
@@ -116,7 +128,7 @@ def _metric_json(
     scope: Scope,
     limits: DecodeLimits,
     batch: MetricBatch,
-) -> None:
+) -> Steps[None]:
     found = _data_json(metric)
     if found is None:
         return
@@ -146,11 +158,13 @@ def _metric_json(
             batch.reject(describe(name, problem))
         return
     convert = _JSON_POINTS[kind]
-    for point in points:
+    for number, point in enumerate(points, 1):
         try:
             batch.items.append(convert(point, stream, limits))
         except (InvalidItem, MalformedPayload) as problem:
             batch.reject(describe(name, problem))
+        if not number % POINTS_PER_STEP:
+            yield
 
 
 def _data_json(metric: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

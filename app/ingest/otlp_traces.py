@@ -206,8 +206,14 @@ def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) 
 
 def decode_traces_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
     """`document` is the request body already parsed from JSON."""
+    return drive(decode_traces_json_steps(document, limits))
+
+
+def decode_traces_json_steps(document: Any, limits: DecodeLimits) -> Steps[DecodedBatch]:
+    """`decode_traces_json` as sliced steps: it yields every `SPANS_PER_STEP` spans."""
     root = as_dict(document, "request body")
     batch = DecodedBatch(items=[])
+    count = 0
     for resource_spans in as_list(
         field_json(root, "resourceSpans", "resource_spans"), "resourceSpans"
     ):
@@ -246,6 +252,9 @@ def decode_traces_json(document: Any, limits: DecodeLimits) -> DecodedBatch:
                         field_json(span, "spanId", "span_id") if isinstance(span, dict) else None
                     )
                     batch.reject(_describe(name, span_id, problem))
+                count += 1
+                if not count % SPANS_PER_STEP:
+                    yield
     return batch
 
 

@@ -10,7 +10,6 @@ in SQL, for queries over raw spans that must count what the rollups count.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy import ColumnElement, FromClause, and_, or_
 from app.db.tables import ROLLUP_COLUMNS, SPAN_COLUMNS
 from app.domain import sketch
 from app.domain.records import KIND_SERVER, STATUS_ERROR
+from app.ingest.offload import Steps, drive, in_turns
 from app.ingest.writer import InsertHook
 
 REQUEST, LLM, TOOL = 1, 2, 3
@@ -87,8 +87,19 @@ def category_condition(table: FromClause, category: int) -> ColumnElement[bool]:
 
 def rollup_rows(span_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Aggregate span rows into rollup rows, one per (project, minute, category, dims)."""
+    return drive(rollup_rows_steps(span_rows))
+
+
+# Span rows aggregated between two pauses of `rollup_rows_steps` (about 0.3 ms).
+ROWS_PER_STEP = 128
+
+
+def rollup_rows_steps(span_rows: list[tuple[Any, ...]]) -> Steps[list[tuple[Any, ...]]]:
+    """`rollup_rows` as sliced steps (see app/ingest/offload.py)."""
     totals: dict[Key, _Totals] = {}
-    for row in span_rows:
+    for number, row in enumerate(span_rows, 1):
+        if not number % ROWS_PER_STEP:
+            yield
         found = categories(row)
         if not found:
             continue
@@ -139,9 +150,10 @@ def _row(key: Key, total: _Totals) -> tuple[Any, ...]:
 
 
 async def append_rollups(connection: asyncpg.Connection, span_rows: list[tuple[Any, ...]]) -> None:
-    # On a thread: for a 20,000-span flush this is over 100 ms of CPU, which on the event
-    # loop would hold up every connection of the process.
-    rows = await asyncio.to_thread(rollup_rows, span_rows)
+    # In slices on the loop: a 20,000-span flush is over 100 ms of CPU, which at once would
+    # hold up every connection of the process (and on a thread would fight the loop for the
+    # interpreter lock; see app/ingest/offload.py).
+    rows = await in_turns(rollup_rows_steps(span_rows))
     if rows:
         await connection.copy_records_to_table(
             "span_rollups", records=rows, columns=list(ROLLUP_COLUMNS)

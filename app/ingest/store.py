@@ -74,10 +74,22 @@ async def store_errors(
 ) -> None:
     if not errors:
         return
-    await writer.write([await run(_error_part, enricher, project_id, errors)])
+    await writer.write(await sliced(run, error_parts_steps(enricher, project_id, errors)))
 
 
-def _error_part(enricher: Enricher, project_id: int, errors: list[ErrorEvent]) -> TableRows:
-    for error in errors:
-        error.attributes = enricher.redact(error.attributes)
-    return error_rows(project_id, errors)
+# Error events redacted and made rows (fingerprints included) between two pauses.
+ERRORS_PER_STEP = 16
+
+
+def error_parts_steps(
+    enricher: Enricher, project_id: int, errors: list[ErrorEvent]
+) -> Steps[list[TableRows]]:
+    """The `error_events` rows of `errors`, redacted, a few events per step, in order."""
+    by_table: dict[str, TableRows] = {}
+    for start in range(0, len(errors), ERRORS_PER_STEP):
+        chunk = errors[start : start + ERRORS_PER_STEP]
+        for error in chunk:
+            error.attributes = enricher.redact(error.attributes)
+        add_parts(by_table, [error_rows(project_id, chunk)])
+        yield
+    return list(by_table.values())

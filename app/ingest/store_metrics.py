@@ -10,8 +10,8 @@ from app.domain.metrics import (
     stream_identity_tail,
 )
 from app.ingest.enrich import Enricher
-from app.ingest.metric_rows import metric_point_rows
-from app.ingest.offload import Runner, inline
+from app.ingest.metric_rows import metric_point_rows_steps
+from app.ingest.offload import Runner, Steps, drive, inline, sliced
 from app.ingest.series import NewSeries, SeriesRegistry
 from app.ingest.writer import GroupCommitWriter
 
@@ -28,29 +28,37 @@ async def store_metric_points(
 
     Returns the refused series ids once the points are committed; raises the writer's
     errors (and `DatabaseUnavailable` from series registration) otherwise. `run` runs the
-    CPU-bound parts (redaction, series identities, rows), e.g. on a thread.
+    CPU-bound parts (redaction, series identities, rows): with an `Offload`, in slices on
+    the event loop (see `app/ingest/offload.py`).
     """
     points: list[MetricPoint] = batch.items
     if not points:
         return set()
-    candidates = await run(_redact_and_assign, enricher, registry, project_id, points)
+    candidates = await sliced(run, _redact_and_assign(enricher, registry, project_id, points))
     refused = await registry.admit(project_id, candidates) if candidates else set()
     if refused:
         points = _reject_refused(batch, points, refused, registry.max_series_per_metric)
-    await writer.write([await run(metric_point_rows, project_id, points)])
+    await writer.write([await sliced(run, metric_point_rows_steps(project_id, points))])
     return refused
+
+
+# Points redacted, or given their series, between two pauses of the steps below.
+POINTS_PER_STEP = 64
 
 
 def _redact_and_assign(
     enricher: Enricher, registry: SeriesRegistry, project_id: int, points: list[MetricPoint]
-) -> dict[int, NewSeries]:
-    redact(enricher, points)
-    return assign_series(registry, project_id, points)
-
-
-def redact(enricher: Enricher, points: list[MetricPoint]) -> None:
-    """Redact before hashing, so a secret never reaches `metric_series` nor its identity."""
+) -> Steps[dict[int, NewSeries]]:
     seen_resources: set[int] = set()
+    for start in range(0, len(points), POINTS_PER_STEP):
+        redact(enricher, points[start : start + POINTS_PER_STEP], seen_resources)
+        yield
+    return (yield from assign_series_steps(registry, project_id, points))
+
+
+def redact(enricher: Enricher, points: list[MetricPoint], seen_resources: set[int]) -> None:
+    """Redact before hashing, so a secret never reaches `metric_series` nor its identity;
+    each resource once (`seen_resources` holds the ids of those done)."""
     for point in points:
         resource = point.stream.resource
         if id(resource) not in seen_resources:
@@ -69,10 +77,19 @@ def assign_series(
     Points of one stream share its serialised identity tail, and repeated attribute sets
     (the usual case: one series, several points or several exports) are hashed once.
     """
+    return drive(assign_series_steps(registry, project_id, points))
+
+
+def assign_series_steps(
+    registry: SeriesRegistry, project_id: int, points: list[MetricPoint]
+) -> Steps[dict[int, NewSeries]]:
+    """`assign_series` as sliced steps."""
     tails: dict[int, bytes] = {}
     ids: dict[tuple[bytes, bytes], int] = {}
     candidates: dict[int, NewSeries] = {}
-    for point in points:
+    for number, point in enumerate(points, 1):
+        if not number % POINTS_PER_STEP:
+            yield
         stream = point.stream
         tail = tails.get(id(stream))
         if tail is None:

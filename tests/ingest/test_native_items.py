@@ -12,11 +12,12 @@ from api.hostile import TIMES_OUT_OF_RANGE
 
 from app.ingest.native import (
     NativeBatch,
-    decode_native_errors,
-    decode_native_logs,
-    decode_native_metrics,
-    decode_native_spans,
+    decode_native_errors_steps,
+    decode_native_logs_steps,
+    decode_native_metrics_steps,
+    decode_native_spans_steps,
 )
+from app.ingest.offload import drive
 from app.ingest.otlp_common import DecodeLimits
 
 NOW = time.time_ns()
@@ -58,12 +59,12 @@ def error(**overrides: Any) -> dict[str, Any]:
 def decode(key: str, items: list[dict[str, Any]]) -> NativeBatch:
     document = {key: items}
     if key == "spans":
-        return decode_native_spans(document, LIMITS)
+        return drive(decode_native_spans_steps(document, LIMITS))
     if key == "logs":
-        return decode_native_logs(document, LIMITS)
+        return drive(decode_native_logs_steps(document, LIMITS))
     if key == "metrics":
-        return decode_native_metrics(document, LIMITS, NOW)
-    return decode_native_errors(document, LIMITS, NOW)
+        return drive(decode_native_metrics_steps(document, LIMITS, NOW))
+    return drive(decode_native_errors_steps(document, LIMITS, NOW))
 
 
 MAKERS = {"spans": span, "logs": log, "metrics": metric, "errors": error}

@@ -14,7 +14,8 @@ from app.auth import ensure_project
 from app.config import Settings
 from app.db.engine import create_engine
 from app.db.partitions import PartitionManager
-from app.ingest.native import decode_native_spans
+from app.ingest.native import decode_native_spans_steps
+from app.ingest.offload import drive
 from app.ingest.otlp_common import DecodeLimits
 from app.ingest.rows import span_rows
 from app.ingest.writer import GroupCommitWriter, TableRows, WriteRejected
@@ -38,7 +39,7 @@ def _rows(project_id: int, trace_id: str, count: int = 3) -> TableRows:
             for index in range(count)
         ]
     }
-    batch = decode_native_spans(document, DecodeLimits(now - HOUR_NS, now + HOUR_NS))
+    batch = drive(decode_native_spans_steps(document, DecodeLimits(now - HOUR_NS, now + HOUR_NS)))
     assert batch.rejected == 0
     return span_rows(project_id, batch.items)
 
