@@ -4,7 +4,9 @@ On SIGTERM uvicorn stops taking connections and waits up to `GRACEFUL_S` for the
 in flight; then it cancels them, and one that had not answered gets a 500. An ingest request
 still waiting by then (its batch queued behind a slow flush) gives up `GIVE_UP_S` after the
 shutdown began and answers 503 with Retry-After instead (app/api/body.py), so its client
-retries; a batch a flusher had already taken stays committed, and the retry merges.
+retries; one that the server cancels all the same (its loop was starved past both
+deadlines) answers that 503 too; a batch a flusher had already taken stays committed,
+and the retry merges.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ def begin() -> None:
         _began = time.monotonic()
     if _event is not None:
         _event.set()
+
+
+def began() -> bool:
+    """Whether this process's shutdown has begun."""
+    return _began is not None
 
 
 async def expired(after_s: float = GIVE_UP_S) -> None:

@@ -126,20 +126,43 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     except asyncio.CancelledError:
         for task in (work_task, *others):
             task.cancel()
+        _unless_shutting_down(request)
         raise
     for task in others:
         task.cancel()
     if work_task in done:
         return work_task.result()
     work_task.cancel()
-    await asyncio.gather(work_task, return_exceptions=True)
+    try:
+        await asyncio.gather(work_task, return_exceptions=True)
+    except asyncio.CancelledError:
+        _unless_shutting_down(request)
+        raise
     if giving_up in done:
-        retry_after = get_services(request).settings.retry_after_s
-        raise ServiceUnavailable(
-            "the collector is shutting down and this batch was not committed in time; retry",
-            headers={"Retry-After": str(retry_after)},
-        )
+        raise _shutting_down(request)
     raise ClientGone()
+
+
+def _shutting_down(request: Request) -> ServiceUnavailable:
+    retry_after = get_services(request).settings.retry_after_s
+    return ServiceUnavailable(
+        "the collector is shutting down and this batch was not committed in time; retry",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _unless_shutting_down(request: Request) -> None:
+    """Raise the 503 of a shutdown instead of the cancellation being handled, if the
+    process is shutting down: the server cancels what is still running when its graceful
+    wait ends, and a cancelled request is answered 500. The give-up timer answers 503
+    before that, but a loop that did not run for the last seconds (a starved machine)
+    meets both deadlines in one turn; the cancellation is then taken back."""
+    if not shutdown.began():
+        return
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+    raise _shutting_down(request) from None
 
 
 async def _disconnected(request: Request) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +24,7 @@ from otlp_testkit import (
 )
 from support import Collector, wait_for_lock_waiters
 
+from app import shutdown
 from app.db.engine import asyncpg_dsn
 
 
@@ -220,7 +224,25 @@ async def test_sigterm_answers_what_is_in_flight_and_exits_0(
     await _assert_acknowledged_stored(db, project_name, outcomes, record_property, "SIGTERM")
 
 
-@pytest.mark.parametrize("path", ["/v1/traces", "/api/v1/ingest/spans"])
+def _stop_with_a_starved_loop(victim: Collector) -> None:
+    """SIGTERM, then the process stopped from before the give-up deadline (GIVE_UP_S) to
+    after the server's graceful deadline (GRACEFUL_S): on waking, its loop meets both in
+    one turn, as a loop starved of CPU for seconds would."""
+    assert victim.process is not None
+    group = victim.process.pid
+    os.killpg(group, signal.SIGTERM)
+    time.sleep(shutdown.GIVE_UP_S - 1)
+    os.killpg(group, signal.SIGSTOP)
+    time.sleep(shutdown.GRACEFUL_S - shutdown.GIVE_UP_S + 2)
+    os.killpg(group, signal.SIGCONT)
+    victim.process.wait(timeout=15)
+
+
+@pytest.mark.parametrize(
+    ("path", "starved"),
+    [("/v1/traces", False), ("/api/v1/ingest/spans", False), ("/v1/traces", True)],
+    ids=["otlp", "native", "otlp, loop starved past both deadlines"],
+)
 async def test_a_batch_still_waiting_when_shutdown_ends_gets_503_not_500(
     start_collector: Callable[..., Collector],
     key: str,
@@ -228,10 +250,12 @@ async def test_a_batch_still_waiting_when_shutdown_ends_gets_503_not_500(
     db: asyncpg.Connection,
     project_name: str,
     path: str,
+    starved: bool,
 ) -> None:
     """uvicorn cancels what is still running when its graceful wait ends (a 500 for a request
     that had not answered): an ingest request whose batch cannot commit gives up first and
-    answers 503 with Retry-After, and the process still exits 0."""
+    answers 503 with Retry-After, and the process still exits 0. When the loop meets both
+    deadlines in one turn, the server's cancellation is answered with that 503 too."""
     victim = start_collector(
         env={"TELEMETRY_DB_STATEMENT_TIMEOUT_S": "60", "TELEMETRY_WORKERS_ENABLED": "false"}
     )
@@ -253,7 +277,8 @@ async def test_a_batch_still_waiting_when_shutdown_ends_gets_503_not_500(
         ) as http:
             answer = asyncio.ensure_future(http.post(path, **request))
             await wait_for_lock_waiters(db, 1)  # its flush waits for the lock
-            stopping = asyncio.ensure_future(asyncio.to_thread(victim.stop))
+            stop = _stop_with_a_starved_loop if starved else Collector.stop
+            stopping = asyncio.ensure_future(asyncio.to_thread(stop, victim))
             response = await answer
     finally:
         await blocking.rollback()
