@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from app.db.engine import asyncpg_dsn
@@ -390,3 +391,38 @@ async def job_paused(database_url: str, name: str) -> AsyncIterator[None]:
         yield
     finally:
         await holder.close()  # a session lock ends with its connection
+
+
+def metric_sum(exposition: str, name: str, **labels: str) -> float:
+    """The sum of the samples `name` whose labels include `labels`, in Prometheus text."""
+    wanted = labels.items()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == name and wanted <= sample.labels.items()
+    )
+
+
+class LoopTurns:
+    """Counts the event loop's turns while the block runs: a task that yields at each."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self._running = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def _count(self) -> None:
+        while self._running:
+            self.turns += 1
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> LoopTurns:
+        self._running = True
+        self._task = asyncio.create_task(self._count())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._running = False
+        assert self._task is not None
+        await self._task

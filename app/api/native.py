@@ -96,7 +96,8 @@ async def _decode_and_store(
     store: Callable[[Services, int, list[Any]], Awaitable[dict[int, str] | None]],
 ) -> tuple[NativeBatch, dict[int, str] | None]:
     try:
-        batch = await services.offload.sliced(_parse_and_decode(decode, body, services))
+        steps = payload.parsed_json_steps(body, lambda document: decode(document, services))
+        batch = await services.offload.sliced(steps)
     except MalformedPayload as error:
         INGEST_REQUESTS.labels(signal, "native", "rejected").inc()
         raise BadRequest(str(error)) from None
@@ -115,15 +116,6 @@ async def _decode_and_store(
     except WriteRejected as error:
         INGEST_REQUESTS.labels(signal, "native", "rejected").inc()
         raise BadRequest(str(error)) from None
-
-
-def _parse_and_decode(
-    decode: Callable[[Any, Services], Steps[NativeBatch]], body: bytes, services: Services
-) -> Steps[NativeBatch]:
-    """Parsing the JSON body is one step (orjson), then the decoder's own."""
-    document = payload.parse_json(body)
-    yield
-    return (yield from decode(document, services))
 
 
 def _retry(services: Services) -> dict[str, str]:

@@ -107,7 +107,10 @@ async def _decode_and_store(
     if media == payload.PROTOBUF:
         batch = await decode_protobuf(services, signal, body, limits)
     else:
-        batch = await services.offload.sliced(_json_steps(signal.decode_json, body, limits))
+        steps = payload.parsed_json_steps(
+            body, lambda document: signal.decode_json(document, limits)
+        )
+        batch = await services.offload.sliced(steps)
     await store_batch(services, principal, batch, signal)
     return batch
 
@@ -117,15 +120,6 @@ async def decode_protobuf(
 ) -> DecodedBatch:
     """A protobuf body decoded in slices on the event loop."""
     return await services.offload.sliced(signal.decode_protobuf(body, limits))
-
-
-def _json_steps(
-    decode: Callable[[Any, DecodeLimits], Steps[DecodedBatch]], body: bytes, limits: DecodeLimits
-) -> Steps[DecodedBatch]:
-    """Parsing the JSON body is one step (orjson), then the decoder's own."""
-    document = payload.parse_json(body)
-    yield
-    return (yield from decode(document, limits))
 
 
 async def store_batch(

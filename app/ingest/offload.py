@@ -35,7 +35,7 @@ import asyncio
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 T = TypeVar("T")
 THREADS = 2
@@ -93,18 +93,14 @@ class Offload:
         if self._turn is None or self._lanes is None:
             self._turn = asyncio.Lock()
             self._lanes = asyncio.Semaphore(self._threads)
-        clock = time.perf_counter
         try:
             async with self._lanes:
                 while True:
                     async with self._turn:
                         self.slices += 1
-                        deadline = clock() + SLICE_S
-                        try:
-                            while clock() < deadline:
-                                next(steps)
-                        except StopIteration as done:
-                            return done.value
+                        finished, value = _one_slice(steps)
+                        if finished:
+                            return cast(T, value)
                         # Let every callback that became ready meanwhile run before the next slice.
                         await asyncio.sleep(0)
         finally:
@@ -118,18 +114,26 @@ async def in_turns(steps: Steps[T]) -> T:
     """Run `steps` on the event loop, a slice of about `SLICE_S` per loop turn, outside the
     lanes: for work already under way that must not wait behind requests (a flush's
     rollups and catalog rows, computed inside its transaction)."""
-    clock = time.perf_counter
     try:
         while True:
-            deadline = clock() + SLICE_S
-            try:
-                while clock() < deadline:
-                    next(steps)
-            except StopIteration as done:
-                return done.value
+            finished, value = _one_slice(steps)
+            if finished:
+                return cast(T, value)
             await asyncio.sleep(0)
     finally:
         steps.close()
+
+
+def _one_slice(steps: Steps[T]) -> tuple[bool, T | None]:
+    """Run `steps` for about `SLICE_S`: (True, its result) if they ended, else (False, None)."""
+    clock = time.perf_counter
+    deadline = clock() + SLICE_S
+    try:
+        while clock() < deadline:
+            next(steps)
+    except StopIteration as done:
+        return True, done.value
+    return False, None
 
 
 async def sliced(run: Runner, steps: Steps[T]) -> T:

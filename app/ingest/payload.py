@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
+from app.ingest.offload import Steps
 from app.ingest.otlp_common import MalformedPayload
+
+T = TypeVar("T")
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -123,3 +127,11 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise MalformedPayload(f"body is not valid JSON: {error}") from None
+
+
+def parsed_json_steps(body: bytes, decode: Callable[[Any], Steps[T]]) -> Steps[T]:
+    """Sliced steps (app/ingest/offload.py): parsing the JSON body is one (orjson), then
+    `decode`'s own over the parsed document."""
+    document = parse_json(body)
+    yield
+    return (yield from decode(document))

@@ -11,19 +11,13 @@ import uuid
 from collections.abc import Callable
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
-from support import Collector, RawHttp
+from support import Collector, RawHttp, metric_sum
 
 
 def _healthz_count(collector: Collector) -> float:
     text = httpx.get(f"{collector.url}/metrics", timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "telemetry_http_request_duration_seconds_count"
-        and sample.labels.get("route") == "/healthz"
-        and sample.labels.get("status") == "2xx"
+    return metric_sum(
+        text, "telemetry_http_request_duration_seconds_count", route="/healthz", status="2xx"
     )
 
 

@@ -47,7 +47,7 @@ from otlp_testkit import (
     via_proxy,
 )
 from prometheus_client.parser import text_string_to_metric_families
-from support import Collector, wait_for_lock_waiters, worker_pids
+from support import Collector, metric_sum, wait_for_lock_waiters, worker_pids
 
 from app.db.engine import asyncpg_dsn
 from app.grpc.status import retry_info
@@ -769,15 +769,10 @@ async def test_a_call_whose_deadline_passes_while_queued_is_dropped(
             await task  # committed after all, and acknowledged
         async with httpx.AsyncClient(base_url=collector.url) as http:
             metrics = (await http.get("/metrics")).text
-    disconnected = [
-        sample.value
-        for family in text_string_to_metric_families(metrics)
-        for sample in family.samples
-        if sample.name == "telemetry_ingest_requests_total"
-        and sample.labels.get("protocol") == "grpc"
-        and sample.labels.get("outcome") == "disconnected"
-    ]
-    assert sum(disconnected) == 1
+    disconnected = metric_sum(
+        metrics, "telemetry_ingest_requests_total", protocol="grpc", outcome="disconnected"
+    )
+    assert disconnected == 1
     assert await stored_span_ids(db, project_name, [s.trace_id for s in kept]) == sorted(
         s.span_id for s in kept
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from otlp_testkit import new_span_id, new_trace_id, now_ns, simple_span, traces_json
+from support import LoopTurns
 
 from app.config import Settings
 from app.ingest.enrich import Enricher
@@ -285,28 +287,30 @@ async def test_a_flushs_derived_rows_are_computed_in_turns_of_the_loop(
     rows_per_step: int,
 ) -> None:
     """The writer computes a flush's rollup and catalog rows with `in_turns`: on the loop's
-    thread, other callbacks running between slices, the same rows as at once."""
+    thread, pausing every few rows, the same rows as at once."""
     span_rows = _span_rows(3_000)
     seen: dict[str, Any] = {}
-    turns, computing = 0, True
-
-    async def count_turns() -> None:
-        nonlocal turns
-        while computing:
-            turns += 1
-            await asyncio.sleep(0)
-
-    counter = asyncio.create_task(count_turns())
-    try:
-        rows = await in_turns(_counted(steps_of(span_rows), seen))
-    finally:
-        computing = False
-        await counter
+    rows = await in_turns(_counted(steps_of(span_rows), seen))
     assert seen["threads"] == {threading.get_ident()}
     assert seen["pauses"] >= len(span_rows) // rows_per_step
-    assert turns >= 1
     assert sorted(map(repr, rows)) == sorted(map(repr, drive(steps_of(span_rows))))
     assert rows
+
+
+async def test_in_turns_lets_the_loop_turn_between_slices() -> None:
+    """25 steps of 1 ms each are at least six 4 ms slices: the loop turns between them."""
+
+    def busy() -> Steps[str]:
+        for _ in range(25):
+            until = time.perf_counter() + 0.001
+            while time.perf_counter() < until:
+                pass
+            yield
+        return "done"
+
+    async with LoopTurns() as loop:
+        assert await in_turns(busy()) == "done"
+    assert loop.turns >= 4
 
 
 async def test_in_turns_stops_when_cancelled() -> None:

@@ -20,6 +20,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_testkit import attributes_pb, now_ns, simple_span, traces_pb
+from support import LoopTurns
 
 from app.config import Settings
 from app.domain.errors import errors_from_spans
@@ -81,29 +82,18 @@ async def test_a_large_batch_is_decoded_in_slices_on_the_event_loop() -> None:
     body = _request(6_000).SerializeToString()
     offload = Offload()
     threads: set[int] = set()
-    turns = 0
-    decoding = True
-
-    async def count_turns() -> None:
-        nonlocal turns
-        while decoding:
-            turns += 1
-            await asyncio.sleep(0)
-
-    counter = asyncio.create_task(count_turns())
     try:
-        batch = await offload.sliced(
-            _on_threads(decode_traces_protobuf_steps(body, _limits()), threads)
-        )
+        async with LoopTurns() as loop:
+            batch = await offload.sliced(
+                _on_threads(decode_traces_protobuf_steps(body, _limits()), threads)
+            )
     finally:
-        decoding = False
-        await counter
         offload.close()
     assert threads == {threading.get_ident()}  # the loop's own thread, never a pool thread
     # 6,000 spans are tens of milliseconds of decoding, many 4 ms slices, and the loop ran
     # other callbacks between them.
     assert offload.slices >= 2
-    assert turns >= offload.slices - 1
+    assert loop.turns >= offload.slices - 1
     assert batch.items == decode_traces_protobuf(body, _limits()).items
     assert len(batch.items) == 6_000 and not batch.rejected
 
