@@ -93,7 +93,7 @@ async def receive(request: Request, signal: OtlpSignal) -> Response:
         INGEST_REQUESTS.labels(signal.name, _protocol(media), "disconnected").inc()
         raise ClientGone() from None
     INGEST_REQUESTS.labels(signal.name, _protocol(media), "ok").inc()
-    INGEST_ITEMS.labels(signal.name, "accepted").inc(len(batch.items))
+    INGEST_ITEMS.labels(signal.name, "accepted").inc(batch.accepted)
     if batch.rejected:
         INGEST_ITEMS.labels(signal.name, "rejected").inc(batch.rejected)
     message = signal.response(batch.rejected, batch.error_message())
@@ -129,13 +129,13 @@ async def store_batch(
     try:
         await signal.store(services, principal, batch)
     except WriterSaturated as error:
-        INGEST_ITEMS.labels(signal.name, "failed").inc(len(batch.items))
+        INGEST_ITEMS.labels(signal.name, "failed").inc(batch.accepted)
         raise OtlpFailure(503, f"collector is saturated: {error}", retry_after) from None
     except DatabaseUnavailable:
-        INGEST_ITEMS.labels(signal.name, "failed").inc(len(batch.items))
+        INGEST_ITEMS.labels(signal.name, "failed").inc(batch.accepted)
         raise OtlpFailure(503, "the database is unavailable; retry later", retry_after) from None
     except WriteRejected as error:
-        INGEST_ITEMS.labels(signal.name, "failed").inc(len(batch.items))
+        INGEST_ITEMS.labels(signal.name, "failed").inc(batch.accepted)
         raise OtlpFailure(400, str(error)) from None
 
 

@@ -17,7 +17,7 @@ router = APIRouter()
 
 async def _store(services: Services, principal: Principal, batch: DecodedBatch) -> None:
     await store_spans(
-        services.writer, services.enricher, principal.project_id, batch.items, services.offload
+        services.writer, services.enricher, principal.project_id, batch.take(), services.offload
     )
 
 

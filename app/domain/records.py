@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,8 +65,9 @@ class SpanRecord:
     status_message: str = ""
     trace_state: str = ""
     flags: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
-    links: list[dict[str, Any]] = field(default_factory=list)
+    # A list of events (links), or the shared empty tuple when there are none.
+    events: Sequence[dict[str, Any]] = ()
+    links: Sequence[dict[str, Any]] = ()
     dropped_attributes_count: int = 0
     dropped_events_count: int = 0
     dropped_links_count: int = 0
@@ -89,8 +91,23 @@ class DecodedBatch:
     items: list[Any]
     rejected: int = 0
     messages: list[str] = field(default_factory=list)
+    taken: int = 0  # items handed on by `take`
 
     MAX_MESSAGES = 5
+
+    @property
+    def accepted(self) -> int:
+        """Valid items: those still here and those handed on to be stored."""
+        return self.taken + len(self.items)
+
+    def take(self) -> list[Any]:
+        """Hand the items on (to be stored), keeping their count: the batch no longer
+        holds them, so they are freed once their rows are built rather than staying
+        alive, and walked by every garbage collection, while the request waits for its
+        commit (docs/operations.md)."""
+        items, self.items = self.items, []
+        self.taken += len(items)
+        return items
 
     def reject(self, message: str) -> None:
         self.rejected += 1

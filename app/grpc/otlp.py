@@ -112,7 +112,7 @@ async def _export(
             _answered(method, batch.code, started)
             await context.abort(batch.code, batch.details(), batch.trailing_metadata())
         INGEST_REQUESTS.labels(signal.name, PROTOCOL, "ok").inc()
-        INGEST_ITEMS.labels(signal.name, "accepted").inc(len(batch.items))
+        INGEST_ITEMS.labels(signal.name, "accepted").inc(batch.accepted)
         if batch.rejected:
             INGEST_ITEMS.labels(signal.name, "rejected").inc(batch.rejected)
         _answered(method, grpc.StatusCode.OK, started)

@@ -200,7 +200,7 @@ def _span(item: NativeSpan, resource: Resource, limits: DecodeLimits) -> SpanRec
         scope=NATIVE_SCOPE,
         status_code=_STATUS[item.status],
         status_message=clean_text(item.status_message, limits.max_value_chars),
-        events=events,
+        events=events or (),
         dropped_events_count=len(item.events) - len(kept),
     )
 

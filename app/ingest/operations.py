@@ -17,7 +17,7 @@ import asyncpg
 from app.db.tables import OPERATION_COLUMNS, SPAN_COLUMNS
 from app.domain.records import STATUS_ERROR
 from app.ingest.offload import Steps, drive, in_turns
-from app.ingest.rollups import ROWS_PER_STEP, append_rollups
+from app.ingest.rollups import ROWS_PER_STEP, Minutes, append_rollups
 from app.ingest.writer import InsertHook
 
 _at = {name: index for index, name in enumerate(SPAN_COLUMNS)}
@@ -39,12 +39,13 @@ def operation_rows(span_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 def operation_rows_steps(span_rows: list[tuple[Any, ...]]) -> Steps[list[tuple[Any, ...]]]:
     """`operation_rows` as sliced steps (see app/ingest/offload.py)."""
     totals: dict[OperationKey, list[int]] = {}
+    minute_of = Minutes()
     for number, row in enumerate(span_rows, 1):
         if not number % ROWS_PER_STEP:
             yield
         key = (
             row[_PROJECT],
-            row[_START].replace(second=0, microsecond=0),
+            minute_of(row[_START]),
             row[_SERVICE],
             row[_NAME],
             row[_KIND],

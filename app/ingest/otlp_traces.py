@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -122,15 +123,18 @@ def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) 
     if not (0 < start and limits.oldest_unix_nano <= start <= end <= limits.newest_unix_nano):
         _check_times(start, end, limits)
     attributes, dropped = attributes_pb(span.attributes, limits)
-    events: list[dict[str, Any]] = []
+    # Most spans have no events and no links: they share one empty tuple, which unlike a
+    # list is not an object the garbage collector tracks.
+    events: Sequence[dict[str, Any]] = ()
     extra_events = 0
     span_events = span.events
     if span_events:
+        events = kept_events = []
         # Past the limits, events and links are dropped and counted, as the SDKs do.
         extra_events = max(len(span_events) - limits.max_events, 0)
         for event in span_events[: limits.max_events]:
             event_attributes, event_dropped = attributes_pb(event.attributes, limits)
-            events.append(
+            kept_events.append(
                 {
                     "time_unix_nano": event.time_unix_nano,
                     "name": clean_text(event.name, NAME_LIMIT),
@@ -140,14 +144,15 @@ def _span_pb(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits) 
                     ),
                 }
             )
-    links: list[dict[str, Any]] = []
+    links: Sequence[dict[str, Any]] = ()
     extra_links = 0
     span_links = span.links
     if span_links:
+        links = kept_links = []
         extra_links = max(len(span_links) - limits.max_links, 0)
         for link in span_links[: limits.max_links]:
             link_attributes, link_dropped = attributes_pb(link.attributes, limits)
-            links.append(
+            kept_links.append(
                 {
                     "trace_id": link.trace_id.hex(),
                     "span_id": link.span_id.hex(),
@@ -354,8 +359,8 @@ def _span_json(span: Any, resource: Resource, scope: Scope, limits: DecodeLimits
             str(field_json(span, "traceState", "trace_state", "")), limits.max_value_chars
         ),
         flags=_flags_json(span.get("flags"), "flags"),
-        events=events,
-        links=links,
+        events=events or (),
+        links=links or (),
         dropped_attributes_count=storable_count(
             dropped
             + count_json(

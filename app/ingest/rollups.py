@@ -57,6 +57,24 @@ class _Totals:
         self.sketch: dict[int, int] = {}
 
 
+class Minutes:
+    """The minute of a row's UTC timestamp, memoised per flush: `datetime.replace` costs
+    about a microsecond, a fifth of what aggregating a span row costs without it, and a
+    flush's spans fall in few minutes."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, int, int, int, int], datetime] = {}
+
+    def __call__(self, at: datetime) -> datetime:
+        fields = (at.year, at.month, at.day, at.hour, at.minute)
+        minute = self._seen.get(fields)
+        if minute is None:
+            minute = self._seen[fields] = at.replace(second=0, microsecond=0)
+        return minute
+
+
 def categories(row: tuple[Any, ...]) -> list[int]:
     found = []
     if row[_KIND] == KIND_SERVER or row[_PARENT] is None:
@@ -97,13 +115,14 @@ ROWS_PER_STEP = 128
 def rollup_rows_steps(span_rows: list[tuple[Any, ...]]) -> Steps[list[tuple[Any, ...]]]:
     """`rollup_rows` as sliced steps (see app/ingest/offload.py)."""
     totals: dict[Key, _Totals] = {}
+    minute_of = Minutes()
     for number, row in enumerate(span_rows, 1):
         if not number % ROWS_PER_STEP:
             yield
         found = categories(row)
         if not found:
             continue
-        minute = row[_START].replace(second=0, microsecond=0)
+        minute = minute_of(row[_START])
         duration_ms = row[_DURATION] / 1_000_000
         bucket = sketch.bucket_index(duration_ms)
         error = row[_STATUS] == STATUS_ERROR

@@ -26,7 +26,9 @@ async def store_logs(
     """
     if not logs:
         return
-    await writer.write(await sliced(run, log_parts_steps(enricher, project_id, logs)))
+    parts = await sliced(run, log_parts_steps(enricher, project_id, logs))
+    del logs  # freed before the wait for the commit, as in `store_spans`
+    await writer.write(parts)
 
 
 # Log records redacted and made rows between two pauses of `log_parts_steps`.
