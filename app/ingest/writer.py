@@ -46,7 +46,11 @@ log = logging.getLogger(__name__)
 # answers (a 20,000-row flush takes well under a second on a healthy server).
 STALL_PROBE_AFTER_S = 1.0
 WATCHDOG_INTERVAL_S = 0.25
-COPY_SLICE_ROWS = 1000
+# Rows per COPY statement: asyncpg encodes one without a pause for the loop, 5 to 6 ms for
+# 1,000 span rows on a slow machine, a turn in which no connection (health checks
+# included) is served. 250 keep a turn near the decoders' 2 ms slices; the extra statements
+# cost no throughput measurable in bench/ingest.py (docs/operations.md).
+COPY_SLICE_ROWS = 250
 
 
 class WriterError(Exception):
@@ -416,7 +420,7 @@ def _fail(group: list[WriteRequest], error: WriterError) -> None:
 
 
 def _slices(rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
-    """`rows` in equal slices of at most `COPY_SLICE_ROWS` (1,024 rows: two of 512)."""
+    """`rows` in equal slices of at most `COPY_SLICE_ROWS` (1,001 rows: 201 × 4 and 197)."""
     if len(rows) <= COPY_SLICE_ROWS:
         return [rows]
     count = -(-len(rows) // COPY_SLICE_ROWS)

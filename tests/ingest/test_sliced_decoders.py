@@ -298,7 +298,7 @@ async def test_a_flushs_derived_rows_are_computed_in_turns_of_the_loop(
 
 
 async def test_in_turns_lets_the_loop_turn_between_slices() -> None:
-    """25 steps of 1 ms each are at least six 4 ms slices: the loop turns between them."""
+    """25 steps of 1 ms each are at least twelve 2 ms slices: the loop turns between them."""
 
     def busy() -> Steps[str]:
         for _ in range(25):

@@ -90,7 +90,7 @@ async def test_a_large_batch_is_decoded_in_slices_on_the_event_loop() -> None:
     finally:
         offload.close()
     assert threads == {threading.get_ident()}  # the loop's own thread, never a pool thread
-    # 6,000 spans are tens of milliseconds of decoding, many 4 ms slices, and the loop ran
+    # 6,000 spans are tens of milliseconds of decoding, many 2 ms slices, and the loop ran
     # other callbacks between them.
     assert offload.slices >= 2
     assert loop.turns >= offload.slices - 1
