@@ -27,8 +27,8 @@ async def store_spans(
         return
     parts = await sliced(run, span_parts_steps(enricher, project_id, spans))
     # The records are not needed once their rows exist. Dropped here, before the wait for
-    # the commit, they are freed if the caller handed them on (`DecodedBatch.take`), so
-    # that garbage collections do not walk every waiting request's records.
+    # the commit, they are freed if the caller handed them on (`DecodedBatch.take`): a
+    # waiting request holds its rows only.
     del spans
     await writer.write(parts)
 

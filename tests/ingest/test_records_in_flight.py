@@ -1,9 +1,8 @@
 """A request waiting for its commit holds rows, not decoded records.
 
-Under overload many requests wait for the writer at once; if each kept its decoded
-records (a tracked object per span, plus lists and dicts), every garbage collection on the
-event loop's thread would walk all of them (docs/operations.md). The OTLP stores hand the
-records on (`DecodedBatch.take`) and drop them once their rows are built.
+Under overload many requests wait for the writer at once; the OTLP stores hand the
+records on (`DecodedBatch.take`) and drop them once their rows are built, so a waiting span
+costs its row only (1,995 instead of 2,668 bytes, docs/benchmarks.md).
 """
 
 from __future__ import annotations
