@@ -376,6 +376,20 @@ async def wait_for_lock_waiters(db: asyncpg.Connection, count: int, within_s: fl
 
 
 @asynccontextmanager
+async def table_locked(database_url: str, table: str) -> AsyncIterator[None]:
+    """Hold `table` (a constant of the test, never input) locked ACCESS EXCLUSIVE until the
+    block ends: the writer's flushes into it wait inside their COPY while the database
+    still answers, so nothing trips the outage path. Nothing is kept: the transaction ends
+    with the connection."""
+    blocker = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await blocker.execute(f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        await blocker.close()
+
+
+@asynccontextmanager
 async def job_paused(database_url: str, name: str) -> AsyncIterator[None]:
     """Hold the advisory lock of the worker job `name`, so no running collector (the
     session's shared one included) runs a round of it until the block ends; waits for a

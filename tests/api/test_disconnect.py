@@ -15,9 +15,7 @@ import httpx
 import orjson
 import pytest
 from otlp_testkit import PROTOBUF, simple_span, stored_span_ids, traces_pb
-from support import Collector, RawHttp, wait_for_lock_waiters
-
-from app.db.engine import asyncpg_dsn
+from support import Collector, RawHttp, table_locked, wait_for_lock_waiters
 
 
 async def _wait_for(predicate: Callable[[], Any], what: str, within_s: float = 10) -> None:
@@ -122,12 +120,8 @@ async def test_work_for_a_client_that_left_is_dropped_and_committed_work_kept(
 
     # A lock on `spans` stops both flushers inside their COPY (the database still answers,
     # so nothing else trips), and the third request waits in the writer's queue.
-    blocker = await asyncpg.connect(asyncpg_dsn(database_url))
-    blocking = blocker.transaction()
-    await blocking.start()
-    await blocker.execute("LOCK TABLE spans IN ACCESS EXCLUSIVE MODE")
     async with httpx.AsyncClient(base_url=collector.url, headers=auth, timeout=60) as http:
-        try:
+        async with table_locked(database_url, "spans"):
             answered = []
             for count, span in enumerate((first, second), start=1):
                 body = traces_pb([span]).SerializeToString()
@@ -154,9 +148,6 @@ async def test_work_for_a_client_that_left_is_dropped_and_committed_work_kept(
                 return any(line["status"] == 499 for line in _request_lines(log, "/v1/traces"))
 
             await _wait_for(noticed, "the collector to notice the client left")
-        finally:
-            await blocking.rollback()
-            await blocker.close()
         # Committed after all, and acknowledged: the work of clients still waiting.
         assert [(await task).status_code for task in answered] == [200, 200]
 

@@ -22,10 +22,9 @@ from otlp_testkit import (
     traces_json,
     traces_pb,
 )
-from support import Collector, wait_for_lock_waiters
+from support import Collector, table_locked, wait_for_lock_waiters
 
 from app import shutdown
-from app.db.engine import asyncpg_dsn
 
 
 def _batch(count: int, trace_id: str | None = None) -> list[SpanSpec]:
@@ -267,11 +266,7 @@ async def test_a_batch_still_waiting_when_shutdown_ends_gets_503_not_500(
         native = {"trace_id": span.trace_id, "span_id": span.span_id, "name": "stuck",
                   "service": "shutdown", "start_time": "now-1s", "duration_ms": 5}  # fmt: skip
         request = {"json": {"spans": [native]}}
-    blocker = await asyncpg.connect(asyncpg_dsn(database_url))
-    blocking = blocker.transaction()
-    await blocking.start()
-    await blocker.execute("LOCK TABLE spans IN ACCESS EXCLUSIVE MODE")
-    try:
+    async with table_locked(database_url, "spans"):
         async with httpx.AsyncClient(
             base_url=victim.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
         ) as http:
@@ -280,9 +275,6 @@ async def test_a_batch_still_waiting_when_shutdown_ends_gets_503_not_500(
             stop = _stop_with_a_starved_loop if starved else Collector.stop
             stopping = asyncio.ensure_future(asyncio.to_thread(stop, victim))
             response = await answer
-    finally:
-        await blocking.rollback()
-        await blocker.close()
     await stopping
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"] == "5"

@@ -47,9 +47,8 @@ from otlp_testkit import (
     via_proxy,
 )
 from prometheus_client.parser import text_string_to_metric_families
-from support import Collector, metric_sum, wait_for_lock_waiters, worker_pids
+from support import Collector, metric_sum, table_locked, wait_for_lock_waiters, worker_pids
 
-from app.db.engine import asyncpg_dsn
 from app.grpc.status import retry_info
 
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -744,13 +743,9 @@ async def test_a_call_whose_deadline_passes_while_queued_is_dropped(
     kept = [simple_span(), simple_span()]
     given_up = simple_span()
 
-    blocker = await asyncpg.connect(asyncpg_dsn(database_url))
-    blocking = blocker.transaction()
-    await blocking.start()
-    await blocker.execute("LOCK TABLE spans IN ACCESS EXCLUSIVE MODE")
     async with grpc.aio.insecure_channel(collector.grpc_target) as opened:
         export = _export(opened)
-        try:
+        async with table_locked(database_url, "spans"):
             answered = []
             for count, span in enumerate(kept, start=1):
                 body = traces_pb([span]).SerializeToString()
@@ -762,9 +757,6 @@ async def test_a_call_whose_deadline_passes_while_queued_is_dropped(
             error = await _refused(call)
             assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             await asyncio.sleep(0.5)  # the server's side of the call ends too
-        finally:
-            await blocking.rollback()
-            await blocker.close()
         for task in answered:
             await task  # committed after all, and acknowledged
         async with httpx.AsyncClient(base_url=collector.url) as http:

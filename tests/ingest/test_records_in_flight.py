@@ -17,7 +17,9 @@ import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
+from otlp_testkit import simple_span, traces_pb
 from sqlalchemy.ext.asyncio import AsyncEngine
+from support import table_locked, wait_for_lock_waiters
 
 from app.auth import ensure_project
 from app.config import Settings
@@ -33,7 +35,6 @@ from app.ingest.otlp_traces import decode_traces_protobuf_steps
 from app.ingest.store import store_spans
 from app.ingest.store_logs import store_logs
 from app.ingest.writer import GroupCommitWriter
-from tests.otlp_testkit import simple_span, traces_pb
 
 HOUR_NS = 3600 * 10**9
 ITEMS = 300
@@ -42,20 +43,6 @@ ITEMS = 300
 def _alive(kind: type) -> int:
     gc.collect()
     return sum(1 for item in gc.get_objects() if type(item) is kind)
-
-
-async def _wait_for_lock_wait(db: asyncpg.Connection) -> None:
-    """Until a backend of this database waits for a lock (the writer's COPY)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        waiting = await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        if waiting:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the writer never reached the locked table")
 
 
 def _spans(trace_id: str) -> bytes:
@@ -99,27 +86,24 @@ async def test_items_waiting_for_their_commit_are_rows_only(
     writer = GroupCommitWriter(writer_engine, PartitionManager(writer_engine), flushers=1)
     await writer.start()
     offload = Offload()
-    blocker = await asyncpg.connect(database_url)
     try:
         before = _alive(record)
         batch = drive(decode(body_of(trace_id), limits))
         assert batch.accepted == ITEMS and not batch.rejected
         assert _alive(record) == before + ITEMS
 
-        transaction = blocker.transaction()
-        await transaction.start()
-        await blocker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         enricher = Enricher.from_settings(Settings())
-        storing = asyncio.create_task(store(writer, enricher, project_id, batch.take(), offload))
-        await _wait_for_lock_wait(db)
-        # The request waits for its commit: its records are gone, their count is kept.
-        assert not storing.done()
-        assert _alive(record) == before
-        assert batch.accepted == ITEMS and batch.items == []
-        await transaction.rollback()
+        async with table_locked(database_url, table):
+            storing = asyncio.create_task(
+                store(writer, enricher, project_id, batch.take(), offload)
+            )
+            await wait_for_lock_waiters(db, 1)  # the writer's COPY waits for the lock
+            # The request waits for its commit: its records are gone, their count is kept.
+            assert not storing.done()
+            assert _alive(record) == before
+            assert batch.accepted == ITEMS and batch.items == []
         await asyncio.wait_for(storing, 10)
     finally:
-        await blocker.close()
         offload.close()
         await writer.stop()
         await writer_engine.dispose()
