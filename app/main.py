@@ -127,13 +127,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     url = database_url(settings)
     engine = create_engine(settings, url)
     read_engine = (
-        create_engine(settings, settings.database_read_url)
+        create_engine(settings, settings.database_read_url, role="read")
         if settings.database_read_url
         else engine
     )
     # The writer has its own small pool: its connections carry a different jsonb codec,
     # and ingest bursts cannot starve queries of connections (or the reverse).
-    writer_engine = create_engine(settings, url, pool_size=settings.writer_pool_size)
+    writer_engine = create_engine(settings, url, pool_size=settings.writer_pool_size, role="writer")
     partitions = PartitionManager(engine)
     writer = GroupCommitWriter(
         writer_engine,

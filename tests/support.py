@@ -359,14 +359,14 @@ def worker_pids(parent: int) -> set[int]:
 
 
 async def wait_for_lock_waiters(db: asyncpg.Connection, count: int, within_s: float = 10) -> None:
-    """Until exactly `count` of the collector's connections to `db`'s database wait for a
+    """Until exactly `count` of the writers' connections to `db`'s database wait for a
     lock (the tests that hold `spans` locked to stop the writer's flushes)."""
     database = await db.fetchval("SELECT current_database()")
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         waiting = await db.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND "
-            "application_name = 'telemetry-collector' AND wait_event_type = 'Lock'",
+            "application_name = 'telemetry-collector/writer' AND wait_event_type = 'Lock'",
             database,
         )
         if waiting == count:

@@ -24,7 +24,12 @@ def asyncpg_dsn(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(settings: Settings, url: str, *, pool_size: int | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, url: str, *, pool_size: int | None = None, role: str | None = None
+) -> AsyncEngine:
+    """The async engine; `role` names its connections in pg_stat_activity
+    (`telemetry-collector/writer`), so an operator can tell the pools apart."""
+    application_name = f"telemetry-collector/{role}" if role else "telemetry-collector"
     return create_async_engine(
         async_url(url),
         pool_size=pool_size or settings.db_pool_size,
@@ -43,7 +48,7 @@ def create_engine(settings: Settings, url: str, *, pool_size: int | None = None)
             "command_timeout": settings.db_statement_timeout_s + 1,
             "server_settings": {
                 "statement_timeout": str(int(settings.db_statement_timeout_s * 1000)),
-                "application_name": "telemetry-collector",
+                "application_name": application_name,
                 # The driver prepares statements, and PostgreSQL switches a prepared
                 # statement to a generic plan after five runs. Search plans depend on the
                 # values (a rare word walks the GIN index, a common one the time index);

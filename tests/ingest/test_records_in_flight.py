@@ -82,7 +82,9 @@ async def test_items_waiting_for_their_commit_are_rows_only(
     trace_id = uuid.uuid4().hex
     now = time.time_ns()
     limits = DecodeLimits(now - HOUR_NS, now + HOUR_NS)
-    writer_engine = create_engine(Settings(database_url=database_url), database_url, pool_size=1)
+    writer_engine = create_engine(
+        Settings(database_url=database_url), database_url, pool_size=1, role="writer"
+    )
     writer = GroupCommitWriter(writer_engine, PartitionManager(writer_engine), flushers=1)
     await writer.start()
     offload = Offload()

@@ -80,35 +80,37 @@ async def test_one_refused_request_does_not_fail_the_others_in_its_flush(
     assert {row["trace_id"].hex(): row["spans"] for row in stored} == dict.fromkeys(good, 3)
 
 
-async def _writer_backends(db: asyncpg.Connection, database: str) -> list[int]:
+async def _backends(db: asyncpg.Connection, application_name: str) -> set[int]:
     rows = await db.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = "
-        "'telemetry-collector' AND pid <> pg_backend_pid()",
-        database,
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1", application_name
     )
-    return [row["pid"] for row in rows]
+    return {row["pid"] for row in rows}
 
 
 async def test_a_connection_lost_between_flushes_is_replaced_without_an_error(
     engine: AsyncEngine, db: asyncpg.Connection, database_url: str
 ) -> None:
     project_id = await ensure_project(engine, f"writer-conn-{uuid.uuid4().hex[:8]}")
-    database = await db.fetchval("SELECT current_database()")
-    writer_engine = create_engine(Settings(database_url=database_url), database_url, pool_size=1)
+    # Its own name in pg_stat_activity: the shared collector's writer, running against the
+    # same database, keeps its connections (and its workers' busy backends stay out of it).
+    role = f"isolation-{uuid.uuid4().hex[:8]}"
+    settings = Settings(database_url=database_url)
+    writer_engine = create_engine(settings, database_url, pool_size=1, role=role)
     writer = GroupCommitWriter(writer_engine, PartitionManager(writer_engine), flushers=1)
     await writer.start()
     traces = [uuid.uuid4().hex for _ in range(4)]
     try:
         await writer.write([_rows(project_id, traces[0])])
         # The kept connection is the only one the writer's pool opened.
-        before = set(await _writer_backends(db, database))
+        before = await _backends(db, f"telemetry-collector/{role}")
         assert before
-        # The server drops every connection (a restart, an idle timeout, a proxy).
+        # The server drops every connection (a restart, an idle timeout, a proxy); each is
+        # gone from pg_stat_activity before the next write (the call waits up to 10 s).
         for pid in before:
-            await db.execute("SELECT pg_terminate_backend($1)", pid)
+            assert await db.fetchval("SELECT pg_terminate_backend($1, 10000)", pid)
         await writer.write([_rows(project_id, traces[1])])
         assert not writer.breaker.is_open
-        after = set(await _writer_backends(db, database))
+        after = await _backends(db, f"telemetry-collector/{role}")
         assert after and not after & before
         # A data error discards its connection too; the next write still goes through.
         bad = _rows(project_id, traces[2])
