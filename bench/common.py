@@ -178,6 +178,27 @@ def backend_cpu_since(database: str, before: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in backend_cpu(database).items())
 
 
+async def backend_names(connection: asyncpg.Connection) -> dict[int, str]:
+    """The application_name of each backend connected to `connection`'s database, by pid:
+    the collector names its pools (`telemetry-collector/writer`, `telemetry-collector` for
+    queries and background jobs)."""
+    rows = await connection.fetch(
+        "SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database()"
+    )
+    return {row["pid"]: row["application_name"] for row in rows}
+
+
+def backend_cpu_by_name(
+    database: str, before: dict[int, float], names: dict[int, str]
+) -> dict[str, float]:
+    """backend_cpu_since, summed per application_name (`names`; pids not named: "other")."""
+    spent: dict[str, float] = {}
+    for pid, seconds in backend_cpu(database).items():
+        name = names.get(pid) or "other"
+        spent[name] = spent.get(name, 0.0) + seconds - before.get(pid, 0.0)
+    return spent
+
+
 async def raw_copy(
     database: ScratchDatabase,
     table: str,

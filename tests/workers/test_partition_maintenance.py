@@ -6,6 +6,7 @@ the call under test.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
@@ -76,19 +77,53 @@ async def test_fresh_rows_are_analyzed_and_rewritten_rows_vacuumed(
     assert await maintain_partitions(engine) == [f'ANALYZE "{name}"']
     stats = await _stats(url, name)
     assert stats["last_analyze"] is not None and stats["reltuples"] == 5000
-    assert await maintain_partitions(engine) == []  # nothing changed since
+    assert await maintain_partitions(engine, analyze_every_s=0) == []  # nothing changed since
 
-    # Rewritten rows (as upserts and compaction do) leave dead ones: VACUUM.
+    # Rewritten rows (as upserts and compaction do) leave dead ones: VACUUM, and ANALYZE
+    # once the last one is old enough.
     await _write(url, "UPDATE span_operations SET span_count = span_count + 1")
     assert (await _stats(url, name))["n_dead_tup"] >= 5000
-    assert await maintain_partitions(engine) == [f'VACUUM (ANALYZE) "{name}"']
+    assert await maintain_partitions(engine, analyze_every_s=0) == [f'VACUUM (ANALYZE) "{name}"']
     stats = await _stats(url, name)
     assert stats["last_vacuum"] is not None and stats["n_dead_tup"] == 0
-    assert await maintain_partitions(engine) == []
+    assert await maintain_partitions(engine, analyze_every_s=0) == []
 
     # A few changes are left to the next rounds.
     await _write(url, "UPDATE span_operations SET span_count = 0 WHERE name = 'op1'")
+    assert await maintain_partitions(engine, analyze_every_s=0) == []
+
+
+async def test_a_filling_partition_is_analyzed_at_most_once_a_minute(
+    quiet: tuple[AsyncEngine, str],
+) -> None:
+    """A partition that grows by a fifth in every round is analyzed once, then again only
+    when its last ANALYZE is ANALYZE_EVERY_S old; a VACUUM it needs is not held back."""
+    engine, url = quiet
+    today = datetime.now(UTC).date()
+    await PartitionManager(engine).ensure("span_operations", [today])
+    name = partition_name("span_operations", today)
+    await _write(url, f'ALTER TABLE "{name}" SET (autovacuum_enabled = false)')
+    minute = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    insert = (
+        "INSERT INTO span_operations SELECT 1, $1::timestamptz + make_interval(mins => n % 1000),"
+        " 'svc', 'op' || n, 1, 1, 0, true FROM generate_series($2::int, $3::int) AS n"
+    )
+    await _write(url, insert, minute, 1, 5000)
+    assert await maintain_partitions(engine) == [f'ANALYZE "{name}"']
+    analyzed = (await _stats(url, name))["last_analyze"]
+
+    await _write(url, insert, minute, 5001, 10000)  # doubled: stale by the share alone
     assert await maintain_partitions(engine) == []
+    assert (await _stats(url, name))["last_analyze"] == analyzed
+    await _write(url, "UPDATE span_operations SET span_count = span_count + 1")
+    assert await maintain_partitions(engine) == [f'VACUUM "{name}"']
+    assert (await _stats(url, name))["last_analyze"] == analyzed
+
+    # Once the last ANALYZE is old enough (here: a second), the next round takes it.
+    await asyncio.sleep(1.1)
+    assert await maintain_partitions(engine, analyze_every_s=1) == [f'ANALYZE "{name}"']
+    stats = await _stats(url, name)
+    assert stats["last_analyze"] > analyzed and stats["reltuples"] == 10000
 
 
 async def test_appended_error_events_are_vacuumed(quiet: tuple[AsyncEngine, str]) -> None:
