@@ -56,21 +56,34 @@ async def _write(url: str, sql: str, *args: object) -> None:
         await connection.close()
 
 
+# Catalog rows n = $2..$3 of today's partition, spread over its first 1,000 minutes.
+_INSERT_OPERATIONS = (
+    "INSERT INTO span_operations SELECT 1, $1::timestamptz + make_interval(mins => n % 1000),"
+    " 'svc', 'op' || n, 1, 1, 0, true FROM generate_series($2::int, $3::int) AS n"
+)
+
+
+def _midnight() -> datetime:
+    today = datetime.now(UTC).date()
+    return datetime(today.year, today.month, today.day, tzinfo=UTC)
+
+
+async def _operations_partition(engine: AsyncEngine, url: str) -> str:
+    """Today's span_operations partition, created empty, autovacuum off (it would race the
+    job under test)."""
+    today = datetime.now(UTC).date()
+    await PartitionManager(engine).ensure("span_operations", [today])
+    name = partition_name("span_operations", today)
+    await _write(url, f'ALTER TABLE "{name}" SET (autovacuum_enabled = false)')
+    return name
+
+
 async def test_fresh_rows_are_analyzed_and_rewritten_rows_vacuumed(
     quiet: tuple[AsyncEngine, str],
 ) -> None:
     engine, url = quiet
-    today = datetime.now(UTC).date()
-    await PartitionManager(engine).ensure("span_operations", [today])
-    name = partition_name("span_operations", today)
-    # Autovacuum would race the job under test.
-    await _write(url, f'ALTER TABLE "{name}" SET (autovacuum_enabled = false)')
-    minute = datetime(today.year, today.month, today.day, tzinfo=UTC)
-    insert = (
-        "INSERT INTO span_operations SELECT 1, $1::timestamptz + make_interval(mins => n % 1000),"
-        " 'svc', 'op' || n, 1, 1, 0, true FROM generate_series(1, 5000) AS n"
-    )
-    await _write(url, insert, minute)
+    name = await _operations_partition(engine, url)
+    await _write(url, _INSERT_OPERATIONS, _midnight(), 1, 5000)
     stats = await _stats(url, name)
     assert stats["reltuples"] < 0 and stats["n_mod_since_analyze"] >= 5000  # never analyzed
 
@@ -99,20 +112,13 @@ async def test_a_filling_partition_is_analyzed_at_most_once_a_minute(
     """A partition that grows by a fifth in every round is analyzed once, then again only
     when its last ANALYZE is ANALYZE_EVERY_S old; a VACUUM it needs is not held back."""
     engine, url = quiet
-    today = datetime.now(UTC).date()
-    await PartitionManager(engine).ensure("span_operations", [today])
-    name = partition_name("span_operations", today)
-    await _write(url, f'ALTER TABLE "{name}" SET (autovacuum_enabled = false)')
-    minute = datetime(today.year, today.month, today.day, tzinfo=UTC)
-    insert = (
-        "INSERT INTO span_operations SELECT 1, $1::timestamptz + make_interval(mins => n % 1000),"
-        " 'svc', 'op' || n, 1, 1, 0, true FROM generate_series($2::int, $3::int) AS n"
-    )
-    await _write(url, insert, minute, 1, 5000)
+    name = await _operations_partition(engine, url)
+    await _write(url, _INSERT_OPERATIONS, _midnight(), 1, 5000)
     assert await maintain_partitions(engine) == [f'ANALYZE "{name}"']
     analyzed = (await _stats(url, name))["last_analyze"]
 
-    await _write(url, insert, minute, 5001, 10000)  # doubled: stale by the share alone
+    # Doubled: stale by the share alone.
+    await _write(url, _INSERT_OPERATIONS, _midnight(), 5001, 10000)
     assert await maintain_partitions(engine) == []
     assert (await _stats(url, name))["last_analyze"] == analyzed
     await _write(url, "UPDATE span_operations SET span_count = span_count + 1")
