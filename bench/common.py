@@ -188,12 +188,13 @@ async def backend_names(connection: asyncpg.Connection) -> dict[int, str]:
     return {row["pid"]: row["application_name"] for row in rows}
 
 
-def backend_cpu_by_name(
-    database: str, before: dict[int, float], names: dict[int, str]
+def cpu_by_name(
+    before: dict[int, float], after: dict[int, float], names: dict[int, str]
 ) -> dict[str, float]:
-    """backend_cpu_since, summed per application_name (`names`; pids not named: "other")."""
+    """The CPU seconds backends used between two of backend_cpu's answers, summed per
+    application_name (`names`; pids not named: "other")."""
     spent: dict[str, float] = {}
-    for pid, seconds in backend_cpu(database).items():
+    for pid, seconds in after.items():
         name = names.get(pid) or "other"
         spent[name] = spent.get(name, 0.0) + seconds - before.get(pid, 0.0)
     return spent

@@ -31,9 +31,8 @@ from common import (
     Collector,
     ScratchDatabase,
     backend_cpu,
-    backend_cpu_by_name,
-    backend_cpu_since,
     backend_names,
+    cpu_by_name,
     export_all,
     post_all,
     raw_copy,
@@ -197,10 +196,12 @@ async def measure(
     names = await backend_names(connection)
     seconds, failures = await send_all(collector, signal, bodies, args)
     collector_cpu = cpu_seconds(processes) - collector_cpu
-    postgres_cpu = backend_cpu_since(database.name, backends)
+    backends_after = backend_cpu(database.name)
     own = time.process_time() - own
+    # One reading of /proc for both the total and its split by pool.
     names |= await backend_names(connection)
-    by_name = backend_cpu_by_name(database.name, backends, names)
+    by_name = cpu_by_name(backends, backends_after, names)
+    postgres_cpu = sum(by_name.values())
     stored = await connection.fetchval(count_rows) - before
     await connection.close()
     now = time.time_ns()
